@@ -1,0 +1,251 @@
+"""Steps the training environments with the module's policy and writes every level's replay.
+
+Environment stepping lives here, in ``on_train_batch_start``, never in the dataset iterator
+(Lightning fetches one batch ahead from an unsized iterable; DESIGN.md §4.6). The replay is
+prefilled in ``on_fit_start`` until level 0 can be sampled, because Lightning draws the first
+batch before ``on_train_start``.
+"""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+import gymnasium
+import lightning.pytorch as pl
+import numpy as np
+import torch
+
+from hieros_pl.data.datamodule import ReplayDataModule
+from hieros_pl.envs import EnvSpec, to_env_action
+from hieros_pl.hierarchy.hierarchy import ActCarry, LevelRecord
+from hieros_pl.module import HierosModule
+from hieros_pl.replay.buffer import Transition
+
+log = logging.getLogger(__name__)
+
+LAST_STEPS_WINDOW = 10_000
+"""DreamerV3 protocol: training episodes ending in the last 10k agent steps of the budget."""
+
+
+@dataclass
+class EnvObservation:
+    """What the environments returned for the current step, before the policy acts on it."""
+
+    obs: np.ndarray  # [E, *obs_shape]
+    reward: np.ndarray  # [E] float32
+    is_first: np.ndarray  # [E] bool
+    is_last: np.ndarray  # [E] bool
+    is_terminal: np.ndarray  # [E] bool
+
+
+class EnvLoop(pl.Callback):
+    """Keeps the train ratio: ``B·T / train_ratio`` env steps are owed per training call."""
+
+    def __init__(
+        self,
+        env: gymnasium.vector.VectorEnv,
+        spec: EnvSpec,
+        seed: int,
+        budget: int,
+        train_ratio: float,
+        terminal_flag_original: bool = False,
+        policy_exceptions_original: bool = False,
+        seeding_original: bool = False,
+    ) -> None:
+        self.env = env
+        self.spec = spec
+        self.seed = seed
+        self.budget = budget
+        self.train_ratio = train_ratio
+        self.terminal_flag_original = terminal_flag_original
+        self.policy_exceptions_original = policy_exceptions_original
+        self.seeding_original = seeding_original
+        self.num_envs = env.num_envs
+        self.owed_steps = 0.0
+        self.resets = 0
+        self.policy_exceptions = 0
+        self.carry: ActCarry | None = None
+        self.current: EnvObservation | None = None
+        self.last_env_action: np.ndarray | None = None
+        self.episode_return = np.zeros(self.num_envs)
+        self.episode_length = np.zeros(self.num_envs, dtype=np.int64)
+        self.finished: list[tuple[int, float, int]] = []
+        self.recent_finished: deque[tuple[int, float]] = deque()
+
+    # ------------------------------------------------------------------------------------------
+    # Lightning hooks
+
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        module = self._module(pl_module)
+        datamodule = self._datamodule(trainer)
+        datamodule.set_call_index(int(module.train_calls))
+        self._reset_envs(module)
+        while not datamodule.buffers[0].ready():
+            if int(module.env_steps) >= self.budget:
+                raise ValueError(
+                    f"env_steps ({self.budget}) is too small to fill level 0's replay with "
+                    "replay.batch_size sequences of replay.batch_length steps"
+                )
+            self._env_step(module, datamodule)
+
+    def on_train_batch_start(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int
+    ) -> None:
+        module = self._module(pl_module)
+        datamodule = self._datamodule(trainer)
+        replay = module.cfg.replay
+        self.owed_steps += replay.batch_size * replay.batch_length / self.train_ratio
+        while self.owed_steps >= 1.0 and int(module.env_steps) < self.budget:
+            self._env_step(module, datamodule)
+            self.owed_steps -= 1.0
+        if int(module.env_steps) >= self.budget:
+            trainer.should_stop = True
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "owed_steps": self.owed_steps,
+            "resets": self.resets,
+            "policy_exceptions": self.policy_exceptions,
+            "recent_finished": list(self.recent_finished),
+        }
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.owed_steps = float(state_dict["owed_steps"])
+        self.resets = int(state_dict["resets"])
+        self.policy_exceptions = int(state_dict["policy_exceptions"])
+        self.recent_finished = deque(tuple(item) for item in state_dict["recent_finished"])
+
+    # ------------------------------------------------------------------------------------------
+    # stepping
+
+    def _reset_envs(self, module: HierosModule) -> None:
+        """Start fresh episodes (also after a resume: the interrupted episode is closed)."""
+        seed = None if self.seeding_original else self.seed + 1000 * self.resets
+        self.resets += 1
+        obs, _ = self.env.reset(seed=seed)
+        E = self.num_envs
+        self.current = EnvObservation(
+            obs=obs,
+            reward=np.zeros(E, dtype=np.float32),
+            is_first=np.ones(E, dtype=bool),
+            is_last=np.zeros(E, dtype=bool),
+            is_terminal=np.zeros(E, dtype=bool),
+        )
+        self.carry = module.hierarchy.initial_carry(E, module.device)
+        self.episode_return[:] = 0.0
+        self.episode_length[:] = 0
+
+    def _env_step(self, module: HierosModule, datamodule: ReplayDataModule) -> None:
+        """Policy on o_t, replay rows of every due level, then the env executes a_t."""
+        assert self.current is not None and self.carry is not None
+        action = self._policy(module)
+        env_action = to_env_action(action, self.spec)
+        self.last_env_action = env_action
+        obs, reward, terminated, truncated, _ = self.env.step(env_action)
+        module.count_env_steps(self.num_envs)
+        previous = self.current
+        is_last = np.asarray(terminated) | np.asarray(truncated)
+        self.current = EnvObservation(
+            obs=obs,
+            reward=np.asarray(reward, dtype=np.float32),
+            is_first=previous.is_last.copy(),
+            is_last=is_last,
+            is_terminal=is_last.copy() if self.terminal_flag_original else np.asarray(terminated),
+        )
+        self._track_episodes(int(module.env_steps))
+
+    def _policy(self, module: HierosModule) -> np.ndarray:
+        """Level-0 action [E, A] for the current observation; writes every level's replay row."""
+        assert self.current is not None and self.carry is not None
+        device = module.device
+        current = self.current
+        tensors = [
+            torch.as_tensor(value, device=device)
+            for value in (
+                current.obs,
+                current.reward,
+                current.is_first,
+                current.is_last,
+                current.is_terminal,
+            )
+        ]
+        try:
+            action, self.carry, records = module.act(*tensors, carry=self.carry, mode="train")
+        except Exception:
+            if not self.policy_exceptions_original or self.last_env_action is None:
+                raise
+            # compat.policy_exceptions_original (D13): count, log, repeat the previous action.
+            self.policy_exceptions += 1
+            log.error("exception in the policy (counted):\n%s", traceback.format_exc())
+            return self._previous_action_one_hot()
+        for level, record in enumerate(records):
+            self._write(module, level, record)
+        return action.float().cpu().numpy()
+
+    def _previous_action_one_hot(self) -> np.ndarray:
+        assert self.last_env_action is not None
+        if not self.spec.discrete:
+            return np.asarray(self.last_env_action, dtype=np.float32)
+        return np.eye(self.spec.action_dim, dtype=np.float32)[self.last_env_action]
+
+    def _write(self, module: HierosModule, level: int, record: LevelRecord) -> None:
+        mask = record.mask.cpu().numpy()
+        if not mask.any():
+            return
+        transition = Transition(
+            obs=record.obs.cpu().numpy(),
+            action=record.action.float().cpu().numpy(),
+            reward=record.reward.float().cpu().numpy(),
+            is_first=record.is_first.cpu().numpy(),
+            is_last=record.is_last.cpu().numpy(),
+            is_terminal=record.is_terminal.cpu().numpy(),
+            subgoal=record.subgoal.float().cpu().numpy(),
+            subgoal_code=record.subgoal_code.float().cpu().numpy(),
+        )
+        datamodule = module.trainer.datamodule
+        assert isinstance(datamodule, ReplayDataModule)
+        datamodule.buffers[level].add(transition, env_mask=mask)
+
+    # ------------------------------------------------------------------------------------------
+    # episodes
+
+    def _track_episodes(self, env_steps: int) -> None:
+        assert self.current is not None
+        current = self.current
+        fresh = current.is_first
+        self.episode_return = np.where(fresh, 0.0, self.episode_return + current.reward)
+        self.episode_length = np.where(fresh, 0, self.episode_length + 1)
+        for index in np.flatnonzero(current.is_last):
+            episode = (env_steps, float(self.episode_return[index]), int(self.episode_length[index]))
+            self.finished.append(episode)
+            self.recent_finished.append(episode[:2])
+        while self.recent_finished and self.recent_finished[0][0] <= env_steps - LAST_STEPS_WINDOW:
+            self.recent_finished.popleft()
+
+    def pop_finished_episodes(self) -> list[tuple[int, float, int]]:
+        """(env step at the end, return, length) of every episode finished since the last call."""
+        finished, self.finished = self.finished, []
+        return finished
+
+    def last_window_score(self) -> float | None:
+        """DreamerV3 protocol: mean return of training episodes ending in the last 10k steps."""
+        if not self.recent_finished:
+            return None
+        return float(np.mean([episode_return for _, episode_return in self.recent_finished]))
+
+    # ------------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _module(pl_module: pl.LightningModule) -> HierosModule:
+        assert isinstance(pl_module, HierosModule), type(pl_module)
+        return pl_module
+
+    @staticmethod
+    def _datamodule(trainer: pl.Trainer) -> ReplayDataModule:
+        datamodule = trainer.datamodule
+        assert isinstance(datamodule, ReplayDataModule), type(datamodule)
+        return datamodule

@@ -1,0 +1,254 @@
+"""HierosModule: the whole hierarchy as a LightningModule with one optimiser per (level, part)."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import lightning.pytorch as pl
+import numpy as np
+import torch
+from torch import Tensor
+
+from hieros_pl import __version__
+from hieros_pl.config import Config, OptimizerConfig
+from hieros_pl.data.batch import Batch, HierarchyBatch
+from hieros_pl.hierarchy.hierarchy import ActCarry, Hierarchy, LevelRecord, build_level_specs
+from hieros_pl.world_models.world_model import weighted_total
+
+ORIGINAL_WEIGHT_DECAY = 0.01  # PyTorch's AdamW default, silently active in the original (D11)
+
+
+class NonFiniteLossError(FloatingPointError):
+    """A loss became NaN or infinite; the message names the level and the loss term."""
+
+
+class HierosModule(pl.LightningModule):
+    """Manual optimisation of every level; counters of its own (DESIGN.md §4.4).
+
+    Counters (registered buffers, so checkpoints carry them): ``env_steps`` (agent steps),
+    ``env_frames`` (emulator frames), ``train_calls`` and ``updates`` (one entry per level).
+    Lightning's ``global_step`` counts optimiser steps and is never used for budgets.
+    """
+
+    def __init__(
+        self,
+        cfg: Config,
+        obs_shape: tuple[int, ...],
+        obs_is_image: bool,
+        action_dim: int,
+        discrete: bool,
+    ) -> None:
+        super().__init__()
+        self.automatic_optimization = False
+        self.cfg = cfg
+        self.specs = build_level_specs(cfg, obs_shape, obs_is_image, action_dim, discrete)
+        self.hierarchy = Hierarchy(cfg, self.specs)
+        self.register_buffer("env_steps", torch.zeros((), dtype=torch.long))
+        self.register_buffer("env_frames", torch.zeros((), dtype=torch.long))
+        self.register_buffer("train_calls", torch.zeros((), dtype=torch.long))
+        self.register_buffer("updates", torch.zeros(cfg.hierarchy.levels, dtype=torch.long))
+        self.register_buffer("first_train_env_step", torch.full((), -1, dtype=torch.long))
+        self.optimizer_names = self._optimizer_names()
+        self.pending_metrics: dict[str, list[Tensor]] = {}
+
+    # ------------------------------------------------------------------------------------------
+    # optimisers
+
+    def _optimizer_names(self) -> list[str]:
+        names = []
+        for index, subactor in enumerate(self.hierarchy.levels):
+            names += [f"level{index}/{part}" for part in subactor.parameter_groups()]
+        return names
+
+    def _optimizer_config(self, part: str) -> OptimizerConfig:
+        root = part.split("/")[0]
+        return getattr(self.cfg.optim, root)
+
+    def configure_optimizers(self) -> list[torch.optim.Optimizer]:
+        """One AdamW per (level, part), in the order of ``self.optimizer_names``."""
+        optimizers = []
+        for index, subactor in enumerate(self.hierarchy.levels):
+            for part, params in subactor.parameter_groups().items():
+                settings = self._optimizer_config(part)
+                decay = settings.weight_decay
+                if self.cfg.compat.weight_decay_original:
+                    decay = ORIGINAL_WEIGHT_DECAY
+                optimizers.append(
+                    torch.optim.AdamW(params, lr=settings.lr, eps=settings.eps, weight_decay=decay)
+                )
+        return optimizers
+
+    def named_optimizers(self) -> dict[str, Any]:
+        """Optimisers addressed by ``level{i}/{part}``, never by list position."""
+        optimizers = self.optimizers()
+        if not isinstance(optimizers, list):
+            optimizers = [optimizers]
+        return dict(zip(self.optimizer_names, optimizers))
+
+    def _step(self, name: str, optimizer: Any, update: int) -> Tensor:
+        """Clip by global norm, apply the warm-up learning rate, step, zero. Returns the norm."""
+        settings = self._optimizer_config(name.split("/", 1)[1])
+        grads = [p.grad for group in optimizer.param_groups for p in group["params"]]
+        grad_norm = torch.nn.utils.get_total_norm([g for g in grads if g is not None])
+        self.clip_gradients(
+            optimizer, gradient_clip_val=settings.grad_clip, gradient_clip_algorithm="norm"
+        )
+        if settings.warmup > 0:
+            for group in optimizer.param_groups:
+                group["lr"] = settings.lr * min(1.0, (update + 1) / settings.warmup)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        return grad_norm
+
+    # ------------------------------------------------------------------------------------------
+    # training
+
+    def training_step(self, batch: HierarchyBatch, batch_index: int) -> None:
+        """One training call: every level whose batch is present trains once (§2, §8)."""
+        if self.first_train_env_step < 0:
+            self.first_train_env_step.fill_(int(self.env_steps))
+        optimizers = self.named_optimizers()
+        for index, level_batch in enumerate(batch.levels):
+            if level_batch is None or index >= self.active_levels():
+                continue
+            self._train_level(index, level_batch, optimizers)
+            self.updates[index] += 1
+        self.train_calls += 1
+
+    def _train_level(self, index: int, batch: Batch, optimizers: dict[str, Any]) -> None:
+        """World-model step, then one behaviour step (critics, actor) and the autoencoder step."""
+        subactor = self.hierarchy.levels[index]
+        prefix = f"level{index}"
+        update = int(self.updates[index])
+        losses, posterior, metrics = subactor.world_model_losses(batch)
+        self._check_finite(index, "wm", losses)
+        total = weighted_total(losses, self.cfg.world_model.loss_scales)
+        self.manual_backward(total)
+        metrics["grad_norm"] = self._step(
+            f"{prefix}/world_model", optimizers[f"{prefix}/world_model"], update
+        )
+        self._collect(f"{prefix}/wm", {**losses, **metrics})
+
+        behavior = subactor.behavior_losses(posterior, batch)
+        named = {"actor": behavior.actor_loss}
+        named |= {f"critic/{term}": loss for term, loss in behavior.critic_losses.items()}
+        self._check_finite(index, "behavior", named)
+        total = sum(named.values(), torch.zeros((), device=self.device))
+        if behavior.autoencoder_losses:
+            self._check_finite(index, "subgoal_ae", behavior.autoencoder_losses)
+            assert subactor.autoencoder is not None
+            total = total + weighted_total(behavior.autoencoder_losses, subactor.autoencoder.scales())
+        # The graphs of actor, critics and autoencoder are disjoint (inputs detached), so one
+        # backward pass fills each optimiser's own gradients.
+        self.manual_backward(total)
+        for part in list(named) + (["subgoal_ae"] if behavior.autoencoder_losses else []):
+            norm = self._step(f"{prefix}/{part}", optimizers[f"{prefix}/{part}"], update)
+            behavior.metrics[f"{part}/grad_norm"] = norm
+        self._zero_world_model_grads(optimizers[f"{prefix}/world_model"])
+        self._collect(f"{prefix}/behavior", {**named, **behavior.metrics})
+        if behavior.autoencoder_losses:
+            self._collect(f"{prefix}/subgoal_ae", behavior.autoencoder_losses)
+
+    def _zero_world_model_grads(self, optimizer: Any) -> None:
+        # imag_gradient=dynamics back-propagates the actor loss into the world model; those
+        # gradients belong to no update and must not leak into the next world-model step.
+        optimizer.zero_grad(set_to_none=True)
+
+    def _check_finite(self, level: int, section: str, losses: dict[str, Tensor]) -> None:
+        for term, value in losses.items():
+            if not bool(torch.isfinite(value).all()):
+                raise NonFiniteLossError(
+                    f"non-finite loss at level {level}: {section}/{term} = {value.item()} "
+                    f"(env step {int(self.env_steps)}, train call {int(self.train_calls)}); "
+                    "try debug=anomaly to locate it"
+                )
+
+    # ------------------------------------------------------------------------------------------
+    # acting, counters, metrics
+
+    def active_levels(self) -> int:
+        """Levels switched on: level i from env step i·activate_every (add_hierarchy_every)."""
+        every = self.cfg.hierarchy.activate_every
+        return min(self.cfg.hierarchy.levels, int(self.env_steps) // every + 1)
+
+    def act(
+        self,
+        obs: Tensor,
+        reward: Tensor,
+        is_first: Tensor,
+        is_last: Tensor,
+        is_terminal: Tensor,
+        carry: ActCarry,
+        mode: str,
+    ) -> tuple[Tensor, ActCarry, list[LevelRecord]]:
+        """The policy of the whole hierarchy for one env step (see Hierarchy.act)."""
+        was_training = self.training
+        self.eval()
+        try:
+            return self.hierarchy.act(
+                obs, reward, is_first, is_last, is_terminal, carry, mode, self.active_levels()
+            )
+        finally:
+            self.train(was_training)
+
+    def count_env_steps(self, steps: int) -> None:
+        self.env_steps += steps
+        self.env_frames += steps * self.cfg.env.action_repeat
+
+    def replay_ratio(self) -> float:
+        """Replayed level-0 steps per env step since training started (DESIGN.md §6)."""
+        start = int(self.first_train_env_step)
+        steps = int(self.env_steps) - start
+        if start < 0 or steps <= 0:
+            return 0.0
+        replayed = int(self.train_calls) * self.cfg.replay.batch_size * self.cfg.replay.batch_length
+        return replayed / steps
+
+    def _collect(self, prefix: str, metrics: dict[str, Tensor]) -> None:
+        for key, value in metrics.items():
+            if isinstance(value, Tensor) and value.numel() == 1:
+                self.pending_metrics.setdefault(f"{prefix}/{key}", []).append(value.detach())
+
+    def pop_metrics(self) -> dict[str, float]:
+        """Means of everything collected since the last call, plus the counters."""
+        means = {
+            key: float(torch.stack(values).float().mean())
+            for key, values in self.pending_metrics.items()
+        }
+        self.pending_metrics = {}
+        means.update(self.counter_metrics())
+        return means
+
+    def counter_metrics(self) -> dict[str, float]:
+        metrics = {
+            "env_steps": float(self.env_steps),
+            "env_frames": float(self.env_frames),
+            "train_calls": float(self.train_calls),
+            "replay/ratio": self.replay_ratio(),
+        }
+        for index in range(self.cfg.hierarchy.levels):
+            metrics[f"updates/level{index}"] = float(self.updates[index])
+        return metrics
+
+    # ------------------------------------------------------------------------------------------
+    # checkpoint extras: version and RNG states (weights, optimisers, buffers come from Lightning)
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["hieros_version"] = __version__
+        checkpoint["rng_states"] = {
+            "python": random.getstate(),
+            "numpy": np.random.get_state(),
+            "torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        }
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        states = checkpoint.get("rng_states")
+        if states is None:
+            return
+        random.setstate(states["python"])
+        np.random.set_state(states["numpy"])
+        torch.set_rng_state(states["torch"])
+        if states["cuda"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(states["cuda"])

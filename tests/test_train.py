@@ -1,0 +1,128 @@
+"""End-to-end runs of hieros-train on CPU with the tiny size: budget, ratio, checkpoint, resume."""
+
+from __future__ import annotations
+
+import csv
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as pl
+import pytest
+import torch
+
+from hieros_pl.module import HierosModule, NonFiniteLossError
+from hieros_pl.train import run
+from hieros_pl.world_models.world_model import WorldModel
+from tests.conftest import compose
+
+FAST = ("debug=fast", "callbacks.checkpoint_every=100000", "train_ratio=32")
+
+
+def _csv_rows(run_dir: Path) -> list[dict[str, str]]:
+    with open(run_dir / "csv" / "metrics.csv") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_catch_run_stops_at_budget_and_writes_checkpoint_and_csv(tmp_path: Path) -> None:
+    cfg = compose(*FAST, "hierarchy=depth2", "env_steps=160", f"run_dir={tmp_path}")
+    module = run(cfg)
+    assert int(module.env_steps) == 160
+    assert int(module.env_frames) == 160 * cfg.env.action_repeat
+    # One training call steps many optimisers; the budget never depends on global_step.
+    assert module.trainer.global_step > int(module.train_calls)
+    assert (tmp_path / "checkpoints" / "last.ckpt").exists()
+    rows = _csv_rows(tmp_path)
+    assert any(row.get("level0/wm/decoder") for row in rows)
+    assert max(float(row["env_steps"]) for row in rows if row.get("env_steps")) == 160
+
+
+def test_measured_replay_ratio_matches_train_ratio(tmp_path: Path) -> None:
+    cfg = compose(*FAST, "hierarchy=depth1", "env_steps=200",
+                  f"run_dir={tmp_path}")
+    module = run(cfg)
+    assert module.replay_ratio() == pytest.approx(cfg.train_ratio, rel=0.05)
+
+
+def test_pong_tiny_run(tmp_path: Path) -> None:
+    cfg = compose(*FAST, "env=atari100k", "env.game=pong", "hierarchy=depth1", "env_steps=120",
+                  f"run_dir={tmp_path}")
+    module = run(cfg)
+    assert int(module.env_steps) == 120 and int(module.env_frames) == 480
+    assert (tmp_path / "checkpoints" / "last.ckpt").exists()
+    assert _csv_rows(tmp_path)
+
+
+def test_nan_loss_stops_with_the_level_and_term(tmp_path: Path, monkeypatch: Any) -> None:
+    original = WorldModel.loss
+
+    def poisoned(self: WorldModel, batch: Any) -> Any:
+        losses, posterior, metrics = original(self, batch)
+        losses["reward"] = losses["reward"] * float("nan")
+        return losses, posterior, metrics
+
+    monkeypatch.setattr(WorldModel, "loss", poisoned)
+    cfg = compose(*FAST, "hierarchy=depth1", "env_steps=100", f"run_dir={tmp_path}")
+    with pytest.raises(NonFiniteLossError, match=r"level 0: wm/reward"):
+        run(cfg)
+
+
+class _Snapshot(pl.Callback):
+    """Records counters, replay cursors and optimiser states right after a resume restores them."""
+
+    def __init__(self, kill_at: int | None = None) -> None:
+        self.kill_at = kill_at
+        self.restored: dict[str, Any] = {}
+
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        assert isinstance(pl_module, HierosModule)
+        self.restored = {
+            "env_steps": int(pl_module.env_steps),
+            "train_calls": int(pl_module.train_calls),
+            "updates": pl_module.updates.tolist(),
+            "replay": [b.total_steps() for b in trainer.datamodule.buffers],  # type: ignore[attr-defined]
+            "optimizer": trainer.strategy.optimizers[0].state_dict(),
+        }
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: Any, *args: Any) -> None:
+        if self.kill_at is not None and int(pl_module.env_steps) >= self.kill_at:
+            self.kill_at = None
+            os.kill(os.getpid(), signal.SIGTERM)
+
+
+def test_killed_run_resumes_with_counters_replay_and_optimizer_state(tmp_path: Path) -> None:
+    cfg = compose(*FAST, "hierarchy=depth2", "env_steps=300", f"run_dir={tmp_path}")
+    killer = _Snapshot(kill_at=120)
+    first = run(cfg, extra_callbacks=[killer])
+    stopped_at = int(first.env_steps)
+    assert 120 <= stopped_at < 300
+    saved = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=False)
+    saved_replay = [b.total_steps() for b in first.trainer.datamodule.buffers]
+
+    snapshot = _Snapshot()
+    second = run(cfg, extra_callbacks=[snapshot])
+    assert snapshot.restored["env_steps"] == stopped_at
+    assert snapshot.restored["train_calls"] == int(saved["state_dict"]["train_calls"])
+    assert snapshot.restored["updates"] == saved["state_dict"]["updates"].tolist()
+    assert snapshot.restored["replay"] == saved_replay
+    restored_state = snapshot.restored["optimizer"]["state"]
+    saved_state = saved["optimizer_states"][0]["state"]
+    assert restored_state.keys() == saved_state.keys()
+    for key in saved_state:
+        assert torch.equal(restored_state[key]["exp_avg"], saved_state[key]["exp_avg"])
+    assert int(second.env_steps) == 300
+
+
+def test_cli_prints_config_and_rejects_bad_keys(tmp_path: Path) -> None:
+    command = [sys.executable, "-m", "hieros_pl.train"]
+    printed = subprocess.run(
+        [*command, "experiment=quick", "--cfg", "job"], capture_output=True, text=True, check=True
+    )
+    assert "sampler: etbs" in printed.stdout
+    bad = subprocess.run([*command, "debug=fast", "replay.temperature=2.0",
+                          f"hydra.run.dir={tmp_path}"], capture_output=True, text=True)
+    assert bad.returncode != 0
+    assert "replay.temperature must be in [0, 1]" in bad.stderr
