@@ -8,7 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from hieros_pl.behavior.actor_critic import ActorCritic
-from hieros_pl.behavior.imagination import Imagination, imagine
+from hieros_pl.behavior.imagination import Imagination, frozen_parameters, imagine
 from hieros_pl.config import BehaviorConfig, CompatConfig, HierarchyConfig, WorldModelConfig
 from hieros_pl.data.batch import Batch
 from hieros_pl.hierarchy.rewards import novelty_reward, subgoal_reward
@@ -139,9 +139,12 @@ class Subactor(nn.Module):
         goal_code = batch.subgoal_code.reshape(B * T, -1)
         goal = batch.subgoal.reshape(B * T, -1)
         imagination = self._imagine(start, self.goal_input(goal_code, goal))
-        rewards = self._rewards(imagination, goal)
-        features = imagination.states.feature()
-        continues = self.world_model.continue_prob(features)
+        # The world model's own optimiser already stepped: reward and continue heads are read
+        # with frozen parameters, keeping a graph through the features only for the dynamics
+        # gradient (imag_gradient=dynamics|both).
+        with frozen_parameters(self.world_model), torch.set_grad_enabled(self._dynamics_grad()):
+            rewards = self._rewards(imagination, goal)
+            continues = self.world_model.continue_prob(imagination.states.feature())
         actor_loss, critic_losses, metrics = self.actor_critic.losses(
             imagination,
             rewards,
@@ -151,7 +154,9 @@ class Subactor(nn.Module):
         )
         autoencoder_losses: dict[str, Tensor] = {}
         if self.autoencoder is not None:
-            deter = imagination.states.deter.detach().reshape(-1, imagination.states.deter.shape[-1])
+            deter = imagination.states.deter.detach().reshape(
+                -1, imagination.states.deter.shape[-1]
+            )
             autoencoder_losses = self.autoencoder.loss(deter)
         for term, reward in rewards.items():
             metrics[f"reward/{term}"] = reward.mean().detach()
@@ -165,28 +170,30 @@ class Subactor(nn.Module):
             goal_input,
             self.behavior_cfg.horizon,
             sample=True,
-            grad_through_dynamics=self.behavior_cfg.imag_gradient != "reinforce",
+            grad_through_dynamics=self._dynamics_grad(),
         )
+
+    def _dynamics_grad(self) -> bool:
+        return self.behavior_cfg.imag_gradient != "reinforce"
 
     def _rewards(self, imagination: Imagination, goal: Tensor) -> dict[str, Tensor]:
         """Reward components of every imagined state, keyed like the reward weights."""
         # goal: [N, h] float32 -> each reward [N, H+1] float32
         states = imagination.states
         rewards: dict[str, Tensor] = {}
-        with torch.no_grad():
-            if "extrinsic" in self.spec.reward_weights:
-                rewards["extrinsic"] = self.world_model.reward(states.feature())
-            if "subgoal" in self.spec.reward_weights:
-                goal_per_step = goal[:, None].expand(-1, states.deter.shape[1], -1)
-                rewards["subgoal"] = subgoal_reward(states.deter, goal_per_step, self.subgoal_symlog)
-            if "novelty" in self.spec.reward_weights:
-                assert self.autoencoder is not None
-                rewards["novelty"] = novelty_reward(
-                    states.deter,
-                    self.autoencoder,
-                    self.novelty_symlog,
-                    self.compat.novelty_space_original,
-                )
+        if "extrinsic" in self.spec.reward_weights:
+            rewards["extrinsic"] = self.world_model.reward(states.feature())
+        if "subgoal" in self.spec.reward_weights:
+            goal_per_step = goal[:, None].expand(-1, states.deter.shape[1], -1)
+            rewards["subgoal"] = subgoal_reward(states.deter, goal_per_step, self.subgoal_symlog)
+        if "novelty" in self.spec.reward_weights:
+            assert self.autoencoder is not None
+            rewards["novelty"] = novelty_reward(
+                states.deter,
+                self.autoencoder,
+                self.novelty_symlog,
+                self.compat.novelty_space_original,
+            )
         assert rewards.keys() == self.spec.reward_weights.keys(), (
             f"{sorted(rewards)} != {sorted(self.spec.reward_weights)}"
         )
@@ -196,7 +203,7 @@ class Subactor(nn.Module):
     # parameter groups, one optimiser each
 
     def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
-        """Trainable parameters per optimiser part: world_model, actor, critic/<term>, subgoal_ae."""
+        """Trainable parameters per optimiser: world_model, actor, critic/<term>, subgoal_ae."""
         groups: dict[str, list[nn.Parameter]] = {
             "world_model": [p for p in self.world_model.parameters() if p.requires_grad],
             "actor": list(self.actor_critic.actor_parameters()),
