@@ -23,6 +23,16 @@ CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 RUN_CONFIG = "config.yaml"
 
 
+def compose_config(overrides: list[str] | tuple[str, ...] = ()) -> Config:
+    """Compose ``conf/train.yaml`` with ``overrides`` outside a Hydra app (bench, notebooks)."""
+    from hydra import compose, initialize_config_dir
+
+    register_configs()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose("train", overrides=["run_dir=unused", *overrides])
+    return to_config(cfg)
+
+
 def load_run_config(run_dir: str | Path) -> Config:
     """The validated config a run dir was trained with."""
     path = Path(run_dir) / RUN_CONFIG
@@ -62,8 +72,9 @@ def build_datamodule(cfg: Config, module: Any, run_dir: Path) -> Any:
     for spec in module.specs:
         obs_dtype = np.dtype(np.uint8) if spec.obs_is_image else np.dtype(np.float32)
         subgoal_dim = cfg.world_model.deter if spec.goal_code_dim else 0
-        fields = step_spec(spec.obs_shape, obs_dtype, spec.action_dim, subgoal_dim,
-                           spec.goal_code_dim)
+        fields = step_spec(
+            spec.obs_shape, obs_dtype, spec.action_dim, subgoal_dim, spec.goal_code_dim
+        )
         buffers.append(
             SequenceBuffer(
                 cfg.replay,
@@ -85,9 +96,9 @@ def build_loggers(cfg: Config, run_dir: Path) -> list[Any]:
     if cfg.logger.wandb and cfg.logger.wandb_mode != "disabled":
         id_file = run_dir / "wandb_id.txt"
         if not id_file.exists():
-            import wandb
+            import uuid
 
-            id_file.write_text(wandb.util.generate_id())
+            id_file.write_text(uuid.uuid4().hex[:8])
         loggers.append(
             WandbLogger(
                 save_dir=str(run_dir),
@@ -123,6 +134,8 @@ def run(cfg: Config, extra_callbacks: list[Any] | None = None) -> Any:
     """Train ``cfg`` in ``cfg.run_dir`` (resuming if it holds a checkpoint); returns the module."""
     import lightning.pytorch as pl
 
+    from lightning.pytorch.utilities.exceptions import SIGTERMException
+
     from hieros_pl.callbacks.checkpoint import EnvStepCheckpoint, last_checkpoint
     from hieros_pl.callbacks.env_loop import EnvLoop
     from hieros_pl.callbacks.evaluation import Evaluation
@@ -146,7 +159,11 @@ def run(cfg: Config, extra_callbacks: list[Any] | None = None) -> Any:
     module = HierosModule(cfg, spec.obs_shape, spec.obs_is_image, spec.action_dim, spec.discrete)
     datamodule = build_datamodule(cfg, module, run_dir)
     env_loop = EnvLoop(
-        env, spec, seed=cfg.seed, budget=cfg.env_steps, train_ratio=cfg.train_ratio,
+        env,
+        spec,
+        seed=cfg.seed,
+        budget=cfg.env_steps,
+        train_ratio=cfg.train_ratio,
         terminal_flag_original=cfg.compat.terminal_flag_original,
         policy_exceptions_original=cfg.compat.policy_exceptions_original,
         seeding_original=cfg.compat.seeding_original,
@@ -155,7 +172,7 @@ def run(cfg: Config, extra_callbacks: list[Any] | None = None) -> Any:
         env_loop,
         MetricsLogger(env_loop, cfg.logger.log_every, cfg.env_steps),
         EnvStepCheckpoint(run_dir, cfg.callbacks.checkpoint_every),
-        Evaluation(cfg, run_dir),
+        Evaluation(cfg, run_dir, env_loop),
         EnvStepProgressBar(cfg.env_steps, refresh_rate=max(1, cfg.env_steps // 1000)),
         *(extra_callbacks or []),
     ]
@@ -175,7 +192,11 @@ def run(cfg: Config, extra_callbacks: list[Any] | None = None) -> Any:
         default_root_dir=str(run_dir),
     )
     try:
-        trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from)
+        # weights_only=False: our own checkpoints carry numpy RNG and replay-cursor state.
+        trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from, weights_only=False)
+    except SIGTERMException:
+        # EnvStepCheckpoint wrote the checkpoint at the end of the interrupted batch.
+        log.warning("pre-empted at env step %d; rerun the command to resume", int(module.env_steps))
     finally:
         env.close()
     return module

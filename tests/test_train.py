@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import csv
 import os
 import signal
@@ -41,15 +42,20 @@ def test_catch_run_stops_at_budget_and_writes_checkpoint_and_csv(tmp_path: Path)
 
 
 def test_measured_replay_ratio_matches_train_ratio(tmp_path: Path) -> None:
-    cfg = compose(*FAST, "hierarchy=depth1", "env_steps=200",
-                  f"run_dir={tmp_path}")
+    cfg = compose(*FAST, "hierarchy=depth1", "env_steps=200", f"run_dir={tmp_path}")
     module = run(cfg)
     assert module.replay_ratio() == pytest.approx(cfg.train_ratio, rel=0.05)
 
 
 def test_pong_tiny_run(tmp_path: Path) -> None:
-    cfg = compose(*FAST, "env=atari100k", "env.game=pong", "hierarchy=depth1", "env_steps=120",
-                  f"run_dir={tmp_path}")
+    cfg = compose(
+        *FAST,
+        "env=atari100k",
+        "env.game=pong",
+        "hierarchy=depth1",
+        "env_steps=120",
+        f"run_dir={tmp_path}",
+    )
     module = run(cfg)
     assert int(module.env_steps) == 120 and int(module.env_frames) == 480
     assert (tmp_path / "checkpoints" / "last.ckpt").exists()
@@ -77,14 +83,16 @@ class _Snapshot(pl.Callback):
         self.kill_at = kill_at
         self.restored: dict[str, Any] = {}
 
-    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # Lightning restores optimiser states after on_fit_start, before on_train_start.
         assert isinstance(pl_module, HierosModule)
         self.restored = {
             "env_steps": int(pl_module.env_steps),
             "train_calls": int(pl_module.train_calls),
             "updates": pl_module.updates.tolist(),
             "replay": [b.total_steps() for b in trainer.datamodule.buffers],  # type: ignore[attr-defined]
-            "optimizer": trainer.strategy.optimizers[0].state_dict(),
+            # deepcopy: state_dict() returns the live tensors, which later steps update in place
+            "optimizer": copy.deepcopy(trainer.strategy.optimizers[0].state_dict()),
         }
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: Any, *args: Any) -> None:
@@ -122,7 +130,10 @@ def test_cli_prints_config_and_rejects_bad_keys(tmp_path: Path) -> None:
         [*command, "experiment=quick", "--cfg", "job"], capture_output=True, text=True, check=True
     )
     assert "sampler: etbs" in printed.stdout
-    bad = subprocess.run([*command, "debug=fast", "replay.temperature=2.0",
-                          f"hydra.run.dir={tmp_path}"], capture_output=True, text=True)
+    bad = subprocess.run(
+        [*command, "debug=fast", "replay.temperature=2.0", f"hydra.run.dir={tmp_path}"],
+        capture_output=True,
+        text=True,
+    )
     assert bad.returncode != 0
     assert "replay.temperature must be in [0, 1]" in bad.stderr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import os
@@ -11,6 +12,7 @@ from types import FrameType
 from typing import Any
 
 import lightning.pytorch as pl
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from hieros_pl.module import HierosModule
 
@@ -44,17 +46,20 @@ class EnvStepCheckpoint(pl.Callback):
         assert isinstance(pl_module, HierosModule)
         self.next_save = (int(pl_module.env_steps) // self.every + 1) * self.every
         for signum in PREEMPTION_SIGNALS:
-            try:
+            # signal.signal raises ValueError outside the main thread (e.g. a notebook executor).
+            with contextlib.suppress(ValueError):
                 self.previous_handlers[signum] = signal.signal(signum, self._on_signal)
-            except ValueError:  # not the main thread (e.g. inside a notebook executor)
-                pass
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         log.warning("signal %d received: checkpointing and stopping", signum)
         self.preempted = True
 
     def on_train_batch_end(
-        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any,
+        self,
+        trainer: pl.Trainer,
+        pl_module: pl.LightningModule,
+        outputs: Any,
+        batch: Any,
         batch_idx: int,
     ) -> None:
         assert isinstance(pl_module, HierosModule)
@@ -65,10 +70,23 @@ class EnvStepCheckpoint(pl.Callback):
             self.save(trainer)
             self.next_save += self.every
 
+    def on_exception(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException
+    ) -> None:
+        # Lightning turns SIGTERM into SIGTERMException at the end of the current batch, which
+        # may come before this callback's batch-end hook has seen the signal.
+        if self.preempted or isinstance(exception, SIGTERMException):
+            self.save(trainer)
+        self._restore_handlers()
+
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self.save(trainer)
+        self._restore_handlers()
+
+    def _restore_handlers(self) -> None:
         for signum, handler in self.previous_handlers.items():
             signal.signal(signum, handler)
+        self.previous_handlers = {}
 
     def save(self, trainer: pl.Trainer) -> Path:
         self.directory.mkdir(parents=True, exist_ok=True)
