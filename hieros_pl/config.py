@@ -143,7 +143,7 @@ class BehaviorConfig:
     """Imagination actor-critic (ALGORITHM.md §4)."""
 
     horizon: int = 15
-    """H: imagined transitions per rollout, in steps of this level (original imag_horizon 16 = H+1)."""
+    """H: imagined transitions per rollout, in level steps (original imag_horizon 16 = H+1)."""
     discount: float = 0.997
     """γ per step of the level (paper: 0.997)."""
     discount_lambda: float = 0.95
@@ -191,7 +191,7 @@ class HierarchyConfig:
     upward_latent_lag: bool = True
     """Pass the lower level's latent of the previous step upward (original method, D10)."""
     stack_lower_latents: bool = True
-    """Higher level observes the last K lower latents (true) or only the newest (no_intermediate)."""
+    """Observe the last K lower latents (true) or only the newest (no_intermediate)."""
     decompress_subgoal_input: bool = False
     """Feed the decoded 256-dim subgoal instead of the 64-dim code to actor and critics."""
     subgoal_ae_layers: int = 3
@@ -481,7 +481,9 @@ def _validate_env(env: EnvConfig) -> None:
     for key in ("num_envs", "action_repeat", "image_size", "eval_num_envs", "grid_size"):
         _positive(f"env.{key}", getattr(env, key))
     if env.noop_max < 1:
-        raise ConfigError(f"env.noop_max must be >= 1 (draws U{{0..noop_max-1}}), got {env.noop_max}")
+        raise ConfigError(
+            f"env.noop_max must be >= 1 (draws U{{0..noop_max-1}}), got {env.noop_max}"
+        )
     if env.kind == "atari100k" and env.image_size < 16:
         raise ConfigError(f"env.image_size must be >= 16 for atari100k, got {env.image_size}")
 
@@ -541,7 +543,9 @@ def _validate_hierarchy(hierarchy: HierarchyConfig, reward: RewardConfig) -> Non
     for key in ("stride", "activate_every", "subgoal_groups", "subgoal_classes"):
         _positive(f"hierarchy.{key}", getattr(hierarchy, key))
     if hierarchy.subgoal_ae_layers < 1:
-        raise ConfigError(f"hierarchy.subgoal_ae_layers must be >= 1, got {hierarchy.subgoal_ae_layers}")
+        raise ConfigError(
+            f"hierarchy.subgoal_ae_layers must be >= 1, got {hierarchy.subgoal_ae_layers}"
+        )
     _same_keys("reward.weights", reward.weights, REWARD_TERMS)
     for term, weight in reward.weights.items():
         if weight < 0:
@@ -580,5 +584,7 @@ def to_config(cfg: DictConfig | Any) -> Config:
         return validate(cfg)
     config = OmegaConf.to_object(cfg)
     if not isinstance(config, Config):
-        raise ConfigError(f"the composed config is not a hieros Config (got {type(config).__name__})")
+        raise ConfigError(
+            f"the composed config is not a hieros Config (got {type(config).__name__})"
+        )
     return validate(config)

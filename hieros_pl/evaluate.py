@@ -10,7 +10,7 @@ import argparse
 import json
 import math
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ import torch
 
 from hieros_pl.config import Config, EnvConfig
 from hieros_pl.envs import EnvSpec, to_env_action
+from hieros_pl.hierarchy.hierarchy import ActCarry
 from hieros_pl.module import HierosModule
 
 EVAL_SEED_OFFSET = 1_000_003
@@ -70,9 +71,14 @@ def protocol(env: EnvConfig, mode: str) -> dict[str, Any]:
 
 @torch.no_grad()
 def run_episodes(
-    module: HierosModule, env: gymnasium.vector.VectorEnv, spec: EnvSpec, episodes: int,
-    mode: str, seed: int,
-) -> tuple[list[float], list[int]]:
+    module: HierosModule,
+    env: gymnasium.vector.VectorEnv,
+    spec: EnvSpec,
+    episodes: int,
+    mode: str,
+    seed: int,
+    carry: ActCarry | None = None,
+) -> tuple[list[float], list[int], ActCarry]:
     """Play until every env finished its share of ``episodes`` complete episodes.
 
     Each of the E envs contributes ceil(episodes / E) episodes, so short episodes are not
@@ -81,7 +87,8 @@ def run_episodes(
     E = env.num_envs
     quota = np.full(E, math.ceil(episodes / E))
     obs, _ = env.reset(seed=seed)
-    carry = module.hierarchy.initial_carry(E, module.device)
+    if carry is None:
+        carry = module.hierarchy.initial_carry(E, module.device)
     is_first = np.ones(E, dtype=bool)
     is_last = np.zeros(E, dtype=bool)
     terminal = np.zeros(E, dtype=bool)
@@ -91,9 +98,11 @@ def run_episodes(
     returns: list[float] = []
     lengths: list[int] = []
     while quota.max() > 0:
-        tensors = [torch.as_tensor(x, device=module.device)
-                   for x in (obs, reward, is_first, is_last, terminal)]
-        action, carry, _ = module.act(*tensors, carry=carry, mode=mode)
+        obs_t, reward_t, first_t, last_t, terminal_t = (
+            torch.as_tensor(x, device=module.device)
+            for x in (obs, reward, is_first, is_last, terminal)
+        )
+        action, carry, _ = module.act(obs_t, reward_t, first_t, last_t, terminal_t, carry, mode)
         obs, reward, terminated, truncated, _ = env.step(to_env_action(action.cpu().numpy(), spec))
         reward = np.asarray(reward, dtype=np.float32)
         is_first, is_last = is_last, np.asarray(terminated) | np.asarray(truncated)
@@ -104,21 +113,27 @@ def run_episodes(
             returns.append(float(running[index]))
             lengths.append(int(length[index]))
             quota[index] -= 1
-    return returns[:episodes], lengths[:episodes]
+    return returns[:episodes], lengths[:episodes], carry
 
 
-def evaluate(module: HierosModule, cfg: Config, episodes: int, mode: str) -> EvalResult:
-    """Build the eval envs, play, and close them."""
+def evaluate(
+    module: HierosModule, cfg: Config, episodes: int, mode: str, carry: ActCarry | None = None
+) -> tuple[EvalResult, ActCarry]:
+    """Build the eval envs, play, and close them. ``carry``: shared runtime state (D14 only)."""
     from hieros_pl.envs import env_spec, make_env
 
     env = make_env(cfg.env, seed=cfg.seed + EVAL_SEED_OFFSET, num_envs=cfg.env.eval_num_envs)
     try:
-        returns, lengths = run_episodes(
-            module, env, env_spec(env), episodes, mode, seed=cfg.seed + EVAL_SEED_OFFSET
+        returns, lengths, carry = run_episodes(
+            module, env, env_spec(env), episodes, mode, cfg.seed + EVAL_SEED_OFFSET, carry
         )
     finally:
         env.close()
-    return EvalResult(mode, returns, lengths, int(module.env_steps), protocol(cfg.env, mode))
+    described = protocol(cfg.env, mode)
+    if cfg.compat.eval_protocol_original:
+        described["runtime_state"] = "shared with training (compat.eval_protocol_original)"
+    result = EvalResult(mode, returns, lengths, int(module.env_steps), described)
+    return result, carry
 
 
 def game_of(cfg: Config) -> str | None:
@@ -152,11 +167,7 @@ def main(argv: list[str] | None = None) -> None:
         cfg, module = load_run(args.path)
     except (FileNotFoundError, ValueError) as error:
         sys.exit(f"hieros-eval: {error}")
-    result = evaluate(module, cfg, args.episodes, args.mode)
+    result, _ = evaluate(module, cfg, args.episodes, args.mode)
     summary = result.summary(game_of(cfg))
     summary["returns"] = result.returns
     print(json.dumps(summary, indent=2))
-
-
-def result_dict(result: EvalResult) -> dict[str, Any]:
-    return asdict(result)

@@ -31,6 +31,12 @@ class HierosModule(pl.LightningModule):
     Lightning's ``global_step`` counts optimiser steps and is never used for budgets.
     """
 
+    env_steps: Tensor
+    env_frames: Tensor
+    train_calls: Tensor
+    updates: Tensor
+    first_train_env_step: Tensor
+
     def __init__(
         self,
         cfg: Config,
@@ -52,6 +58,25 @@ class HierosModule(pl.LightningModule):
         self.optimizer_names = self._optimizer_names()
         self.pending_metrics: dict[str, list[Tensor]] = {}
 
+    def configure_model(self) -> None:
+        """trainer.compile: compile the dense networks in place (state-dict keys unchanged).
+
+        The S5 scans and the acting loop stay eager: their shapes change between training
+        (parallel over T), acting (E) and imagination (B·T), which would trigger recompiles.
+        """
+        if not self.cfg.trainer.compile:
+            return
+        for subactor in self.hierarchy.levels:
+            world_model = subactor.world_model
+            for network in (
+                world_model.encoder,
+                world_model.decoder,
+                world_model.reward_head,
+                world_model.continue_head,
+                subactor.actor_critic.actor,
+            ):
+                network.compile()
+
     # ------------------------------------------------------------------------------------------
     # optimisers
 
@@ -67,8 +92,8 @@ class HierosModule(pl.LightningModule):
 
     def configure_optimizers(self) -> list[torch.optim.Optimizer]:
         """One AdamW per (level, part), in the order of ``self.optimizer_names``."""
-        optimizers = []
-        for index, subactor in enumerate(self.hierarchy.levels):
+        optimizers: list[torch.optim.Optimizer] = []
+        for subactor in self.hierarchy.levels:
             for part, params in subactor.parameter_groups().items():
                 settings = self._optimizer_config(part)
                 decay = settings.weight_decay
@@ -84,16 +109,28 @@ class HierosModule(pl.LightningModule):
         optimizers = self.optimizers()
         if not isinstance(optimizers, list):
             optimizers = [optimizers]
-        return dict(zip(self.optimizer_names, optimizers))
+        return dict(zip(self.optimizer_names, optimizers, strict=True))
+
+    def transfer_batch_to_device(
+        self, batch: Any, device: torch.device, dataloader_idx: int
+    ) -> Any:
+        if isinstance(batch, HierarchyBatch):
+            return batch.to(device)
+        return super().transfer_batch_to_device(batch, device, dataloader_idx)
 
     def _step(self, name: str, optimizer: Any, update: int) -> Tensor:
         """Clip by global norm, apply the warm-up learning rate, step, zero. Returns the norm."""
         settings = self._optimizer_config(name.split("/", 1)[1])
         grads = [p.grad for group in optimizer.param_groups for p in group["params"]]
         grad_norm = torch.nn.utils.get_total_norm([g for g in grads if g is not None])
-        self.clip_gradients(
-            optimizer, gradient_clip_val=settings.grad_clip, gradient_clip_algorithm="norm"
-        )
+        if self._trainer is None:  # plain loop (hieros-bench's reference, notebooks)
+            torch.nn.utils.clip_grad_norm_(
+                [p for group in optimizer.param_groups for p in group["params"]], settings.grad_clip
+            )
+        else:
+            self.clip_gradients(
+                optimizer, gradient_clip_val=settings.grad_clip, gradient_clip_algorithm="norm"
+            )
         if settings.warmup > 0:
             for group in optimizer.param_groups:
                 group["lr"] = settings.lr * min(1.0, (update + 1) / settings.warmup)
@@ -106,9 +143,12 @@ class HierosModule(pl.LightningModule):
 
     def training_step(self, batch: HierarchyBatch, batch_index: int) -> None:
         """One training call: every level whose batch is present trains once (§2, §8)."""
+        self.train_call(batch, self.named_optimizers())
+
+    def train_call(self, batch: HierarchyBatch, optimizers: dict[str, Any]) -> None:
+        """The training call itself, usable with plain optimisers outside a Trainer."""
         if self.first_train_env_step < 0:
             self.first_train_env_step.fill_(int(self.env_steps))
-        optimizers = self.named_optimizers()
         for index, level_batch in enumerate(batch.levels):
             if level_batch is None or index >= self.active_levels():
                 continue
@@ -121,10 +161,11 @@ class HierosModule(pl.LightningModule):
         subactor = self.hierarchy.levels[index]
         prefix = f"level{index}"
         update = int(self.updates[index])
+        self._check_finite(index, "batch", {"reward": batch.reward, "action": batch.action})
         losses, posterior, metrics = subactor.world_model_losses(batch)
         self._check_finite(index, "wm", losses)
         total = weighted_total(losses, self.cfg.world_model.loss_scales)
-        self.manual_backward(total)
+        self._backward(total)
         metrics["grad_norm"] = self._step(
             f"{prefix}/world_model", optimizers[f"{prefix}/world_model"], update
         )
@@ -138,28 +179,31 @@ class HierosModule(pl.LightningModule):
         if behavior.autoencoder_losses:
             self._check_finite(index, "subgoal_ae", behavior.autoencoder_losses)
             assert subactor.autoencoder is not None
-            total = total + weighted_total(behavior.autoencoder_losses, subactor.autoencoder.scales())
+            total = total + weighted_total(
+                behavior.autoencoder_losses, subactor.autoencoder.scales()
+            )
         # The graphs of actor, critics and autoencoder are disjoint (inputs detached), so one
         # backward pass fills each optimiser's own gradients.
-        self.manual_backward(total)
+        self._backward(total)
         for part in list(named) + (["subgoal_ae"] if behavior.autoencoder_losses else []):
             norm = self._step(f"{prefix}/{part}", optimizers[f"{prefix}/{part}"], update)
-            behavior.metrics[f"{part}/grad_norm"] = norm
-        self._zero_world_model_grads(optimizers[f"{prefix}/world_model"])
-        self._collect(f"{prefix}/behavior", {**named, **behavior.metrics})
+            behavior.metrics[f"grad_norm/{part}"] = norm
+        self._collect(f"{prefix}/behavior", behavior.metrics)
         if behavior.autoencoder_losses:
             self._collect(f"{prefix}/subgoal_ae", behavior.autoencoder_losses)
 
-    def _zero_world_model_grads(self, optimizer: Any) -> None:
-        # imag_gradient=dynamics back-propagates the actor loss into the world model; those
-        # gradients belong to no update and must not leak into the next world-model step.
-        optimizer.zero_grad(set_to_none=True)
+    def _backward(self, loss: Tensor) -> None:
+        if self._trainer is None:
+            loss.backward()
+        else:
+            self.manual_backward(loss)
 
     def _check_finite(self, level: int, section: str, losses: dict[str, Tensor]) -> None:
         for term, value in losses.items():
             if not bool(torch.isfinite(value).all()):
+                shown = value.item() if value.numel() == 1 else "contains NaN/inf"
                 raise NonFiniteLossError(
-                    f"non-finite loss at level {level}: {section}/{term} = {value.item()} "
+                    f"non-finite value at level {level}: {section}/{term} = {shown} "
                     f"(env step {int(self.env_steps)}, train call {int(self.train_calls)}); "
                     "try debug=anomaly to locate it"
                 )

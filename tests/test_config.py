@@ -84,5 +84,5 @@ def test_close_match_is_suggested() -> None:
 
 @pytest.mark.parametrize("override", ["replay.temprature=0.3", "replay.temperature=abc"])
 def test_unknown_keys_and_wrong_types_fail_at_composition(override: str) -> None:
-    with pytest.raises(ConfigCompositionException, match="replay.temp"):
+    with pytest.raises(ConfigCompositionException, match=r"replay\.temp"):
         compose(override)

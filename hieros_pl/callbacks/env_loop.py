@@ -27,6 +27,14 @@ from hieros_pl.replay.buffer import Transition
 
 log = logging.getLogger(__name__)
 
+
+def replay_datamodule(trainer: pl.Trainer) -> ReplayDataModule:
+    """The trainer's datamodule, which must be the replay's."""
+    datamodule = getattr(trainer, "datamodule", None)
+    assert isinstance(datamodule, ReplayDataModule), type(datamodule)
+    return datamodule
+
+
 LAST_STEPS_WINDOW = 10_000
 """DreamerV3 protocol: training episodes ending in the last 10k agent steps of the budget."""
 
@@ -163,7 +171,7 @@ class EnvLoop(pl.Callback):
         assert self.current is not None and self.carry is not None
         device = module.device
         current = self.current
-        tensors = [
+        obs, reward, is_first, is_last, is_terminal = (
             torch.as_tensor(value, device=device)
             for value in (
                 current.obs,
@@ -172,9 +180,11 @@ class EnvLoop(pl.Callback):
                 current.is_last,
                 current.is_terminal,
             )
-        ]
+        )
         try:
-            action, self.carry, records = module.act(*tensors, carry=self.carry, mode="train")
+            action, self.carry, records = module.act(
+                obs, reward, is_first, is_last, is_terminal, self.carry, "train"
+            )
         except Exception:
             if not self.policy_exceptions_original or self.last_env_action is None:
                 raise
@@ -206,8 +216,7 @@ class EnvLoop(pl.Callback):
             subgoal=record.subgoal.float().cpu().numpy(),
             subgoal_code=record.subgoal_code.float().cpu().numpy(),
         )
-        datamodule = module.trainer.datamodule
-        assert isinstance(datamodule, ReplayDataModule)
+        datamodule = self._datamodule(module.trainer)
         datamodule.buffers[level].add(transition, env_mask=mask)
 
     # ------------------------------------------------------------------------------------------
@@ -220,7 +229,11 @@ class EnvLoop(pl.Callback):
         self.episode_return = np.where(fresh, 0.0, self.episode_return + current.reward)
         self.episode_length = np.where(fresh, 0, self.episode_length + 1)
         for index in np.flatnonzero(current.is_last):
-            episode = (env_steps, float(self.episode_return[index]), int(self.episode_length[index]))
+            episode = (
+                env_steps,
+                float(self.episode_return[index]),
+                int(self.episode_length[index]),
+            )
             self.finished.append(episode)
             self.recent_finished.append(episode[:2])
         while self.recent_finished and self.recent_finished[0][0] <= env_steps - LAST_STEPS_WINDOW:
@@ -246,6 +259,4 @@ class EnvLoop(pl.Callback):
 
     @staticmethod
     def _datamodule(trainer: pl.Trainer) -> ReplayDataModule:
-        datamodule = trainer.datamodule
-        assert isinstance(datamodule, ReplayDataModule), type(datamodule)
-        return datamodule
+        return replay_datamodule(trainer)

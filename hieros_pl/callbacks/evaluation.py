@@ -9,41 +9,67 @@ from typing import Any
 
 import lightning.pytorch as pl
 
+from hieros_pl.callbacks.env_loop import EnvLoop
 from hieros_pl.config import CallbacksConfig, Config
 from hieros_pl.evaluate import evaluate, game_of
 from hieros_pl.module import HierosModule
 
 
 class Evaluation(pl.Callback):
-    """Periodic greedy evaluation and the final protocol evaluation (ALGORITHM.md §10.2)."""
+    """Periodic greedy evaluation and the final protocol evaluation (ALGORITHM.md §10.2).
 
-    def __init__(self, cfg: Config, run_dir: str | Path) -> None:
+    With ``compat.eval_protocol_original`` (D14): a single evaluation of ``eval_episodes`` at
+    ``eval_every`` that uses and mutates the training runtime state, and no final evaluation.
+    """
+
+    def __init__(self, cfg: Config, run_dir: str | Path, env_loop: EnvLoop) -> None:
         self.cfg = cfg
+        self.env_loop = env_loop
+        self.original = cfg.compat.eval_protocol_original
         self.settings: CallbacksConfig = cfg.callbacks
         self.directory = Path(run_dir) / "eval"
         self.next_eval = self.settings.eval_every
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         assert isinstance(pl_module, HierosModule)
-        every = self.settings.eval_every
+        every = self._every()
         if every > 0:
             self.next_eval = (int(pl_module.env_steps) // every + 1) * every
 
     def on_train_batch_end(
-        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any,
+        self,
+        trainer: pl.Trainer,
+        pl_module: pl.LightningModule,
+        outputs: Any,
+        batch: Any,
         batch_idx: int,
     ) -> None:
         assert isinstance(pl_module, HierosModule)
-        every = self.settings.eval_every
+        every = self._every()
         if every > 0 and int(pl_module.env_steps) >= self.next_eval:
+            if self.original:
+                self.next_eval = self.cfg.env_steps + 1  # once, as in the original loop
+                self._run(trainer, pl_module, "original", self.settings.eval_episodes, ["greedy"])
+                return
             self.next_eval += every
-            self._run(trainer, pl_module, "periodic", self.settings.periodic_eval_episodes, ["greedy"])
+            self._run(
+                trainer, pl_module, "periodic", self.settings.periodic_eval_episodes, ["greedy"]
+            )
+
+    def _every(self) -> int:
+        if self.original and self.settings.eval_every == 0:
+            # The original's loop evaluates once, at half of the Atari 100k budget (eval_every 2e5
+            # frames of 4e5).
+            return self.cfg.env_steps // 2
+        return self.settings.eval_every
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         assert isinstance(pl_module, HierosModule)
         budget_reached = int(pl_module.env_steps) >= self.cfg.env_steps
-        if self.settings.final_eval and budget_reached:
-            self._run(trainer, pl_module, "final", self.settings.eval_episodes, ["greedy", "sample"])
+        if self.settings.final_eval and budget_reached and not self.original:
+            self._run(
+                trainer, pl_module, "final", self.settings.eval_episodes, ["greedy", "sample"]
+            )
 
     def _run(
         self, trainer: pl.Trainer, module: HierosModule, name: str, episodes: int, modes: list[str]
@@ -51,10 +77,16 @@ class Evaluation(pl.Callback):
         game = game_of(self.cfg)
         summaries = {}
         for mode in modes:
-            summary = evaluate(module, self.cfg, episodes, mode).summary(game)
+            shared = self.env_loop.carry if self.original else None
+            result, carry = evaluate(module, self.cfg, episodes, mode, shared)
+            if self.original:
+                self.env_loop.carry = carry
+            summary = result.summary(game)
             summaries[mode] = summary
-            metrics = {f"eval/{mode}/return_mean": summary["return_mean"],
-                       f"eval/{mode}/return_std": summary["return_std"]}
+            metrics = {
+                f"eval/{mode}/return_mean": summary["return_mean"],
+                f"eval/{mode}/return_std": summary["return_std"],
+            }
             if "human_normalized_score" in summary:
                 metrics[f"eval/{mode}/hns"] = summary["human_normalized_score"]
             for logger in trainer.loggers:

@@ -10,8 +10,7 @@ import lightning.pytorch as pl
 import numpy as np
 import torch
 
-from hieros_pl.callbacks.env_loop import EnvLoop
-from hieros_pl.data.datamodule import ReplayDataModule
+from hieros_pl.callbacks.env_loop import EnvLoop, replay_datamodule
 from hieros_pl.metrics import EpisodeMetrics
 from hieros_pl.module import HierosModule
 
@@ -49,7 +48,11 @@ class MetricsLogger(pl.Callback):
         self.start_time = self.last_time = time.perf_counter()
 
     def on_train_batch_end(
-        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any,
+        self,
+        trainer: pl.Trainer,
+        pl_module: pl.LightningModule,
+        outputs: Any,
+        batch: Any,
         batch_idx: int,
     ) -> None:
         module = _module(pl_module)
@@ -93,9 +96,7 @@ class MetricsLogger(pl.Callback):
         return rates
 
     def _replay_metrics(self, trainer: pl.Trainer) -> dict[str, float]:
-        datamodule = trainer.datamodule
-        if not isinstance(datamodule, ReplayDataModule):
-            return {}
+        datamodule = replay_datamodule(trainer)
         metrics: dict[str, float] = {}
         for level, buffer in enumerate(datamodule.buffers):
             metrics[f"replay/level{level}/sequences"] = float(buffer.num_sequences())
@@ -115,7 +116,9 @@ class MetricsLogger(pl.Callback):
             log.warning(
                 "No GPU: at %.2f s per env step this run needs about %.1f hours for the remaining "
                 "%d env steps. For a CPU run that finishes in minutes use experiment=quick.",
-                seconds_per_step, remaining / 3600, self.budget - int(module.env_steps),
+                seconds_per_step,
+                remaining / 3600,
+                self.budget - int(module.env_steps),
             )
 
 

@@ -26,7 +26,11 @@ class EnvStepProgressBar(TQDMProgressBar):
         self.train_progress_bar.refresh()
 
     def on_train_batch_end(
-        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any,
+        self,
+        trainer: pl.Trainer,
+        pl_module: pl.LightningModule,
+        outputs: Any,
+        batch: Any,
         batch_idx: int,
     ) -> None:
         assert isinstance(pl_module, HierosModule)

@@ -2,11 +2,13 @@
 
 Acting order per env step (ALGORITHM.md §5.2-5.5, §12 D5/D9/D10), for each environment:
 
-    episode start      -> every level re-initialises (learned initial state, zero action, empty FIFO)
+    episode start      -> every level re-initialises (learned initial state, zero action,
+                          empty FIFO)
     reward             -> level i adds r_env / K**i to its accumulator
     due levels         -> level i acts at episode steps 0, K**i, 2 K**i, ... and closes on is_last
-    bottom-up observe  -> due level i pushes its latent into level i+1's FIFO (the stored one under the
-                          one-step lag, the fresh posterior without it) and updates its posterior
+    bottom-up observe  -> due level i pushes its latent into level i+1's FIFO (the stored one under
+                          the one-step lag, the fresh posterior without it) and updates its
+                          posterior
     top-down decide    -> due level i samples its action; above level 0 that action is the subgoal
                           code of level i-1; every due level emits one replay row, then clears its
                           reward accumulator
@@ -75,8 +77,9 @@ class LevelRecord:
     subgoal_code: Tensor  # [E, Gc] float32
 
 
-def build_level_specs(cfg: Config, obs_shape: tuple[int, ...], obs_is_image: bool,
-                      action_dim: int, discrete: bool) -> list[LevelSpec]:
+def build_level_specs(
+    cfg: Config, obs_shape: tuple[int, ...], obs_is_image: bool, action_dim: int, discrete: bool
+) -> list[LevelSpec]:
     """What each level observes and outputs, from the env and the hierarchy config."""
     levels = cfg.hierarchy.levels
     code_dim = cfg.hierarchy.subgoal_groups * cfg.hierarchy.subgoal_classes
@@ -304,12 +307,18 @@ class Hierarchy(nn.Module):
             return level.goal_code[:, :0]
         return subactor.decode_goal(level.goal_code)
 
-    def _choose_action(self, subactor: Subactor, level: LevelCarry, goal: Tensor, mode: str) -> Tensor:
+    def _choose_action(
+        self, subactor: Subactor, level: LevelCarry, goal: Tensor, mode: str
+    ) -> Tensor:
         features = subactor.world_model.actor_features(level.latent)
         goal_input = subactor.goal_input(level.goal_code, goal)
         dist = subactor.actor_critic.actor(torch.cat([features, goal_input], dim=-1))
-        if mode != "greedy":
-            return dist.sample()
         if isinstance(dist, GroupedCategorical) and self.compat.eval_subgoal_original:
-            return dist.soft_mode()
-        return dist.mode()
+            if mode == "greedy":
+                return dist.soft_mode()
+        action = dist.sample() if mode != "greedy" else dist.mode()
+        if subactor.spec.action_kind == "normal":
+            # The env executes clipped actions; replay stores what was executed.
+            return action.clamp(-1.0, 1.0)
+        # Straight-through one-hots are 1 ± rounding; replay stores exact one-hots.
+        return (action > 0.5).float()

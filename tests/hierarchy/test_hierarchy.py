@@ -18,8 +18,9 @@ def _hierarchy(cfg: Config) -> Hierarchy:
     return Hierarchy(cfg, specs).eval()
 
 
-def _play(hierarchy: Hierarchy, rewards: list[float], last: int, steps: int,
-          num_envs: int = 1) -> list[list[LevelRecord]]:
+def _play(
+    hierarchy: Hierarchy, rewards: list[float], last: int, steps: int, num_envs: int = 1
+) -> list[list[LevelRecord]]:
     """Act through an episode whose is_first is at 0 and is_last at ``last``; next one follows."""
     carry = hierarchy.initial_carry(num_envs, torch.device("cpu"))
     history = []
@@ -79,7 +80,9 @@ def test_terminal_reward_original_drops_the_last_reward() -> None:
 
 
 def test_original_grid_ignores_episode_boundaries() -> None:
-    hierarchy = _hierarchy(compose("hierarchy=depth3", "compat.higher_level_episodes_original=true"))
+    hierarchy = _hierarchy(
+        compose("hierarchy=depth3", "compat.higher_level_episodes_original=true")
+    )
     history = _play(hierarchy, [0.0] * 45, last=38, steps=45)
     assert _acting_steps(history, 1) == list(range(0, 45, 4))
     assert _acting_steps(history, 2) == [0, 16, 32]
