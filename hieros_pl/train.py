@@ -133,7 +133,6 @@ def finished_steps(checkpoint: Path) -> int:
 def run(cfg: Config, extra_callbacks: list[Any] | None = None) -> Any:
     """Train ``cfg`` in ``cfg.run_dir`` (resuming if it holds a checkpoint); returns the module."""
     import lightning.pytorch as pl
-
     from lightning.pytorch.utilities.exceptions import SIGTERMException
 
     from hieros_pl.callbacks.checkpoint import EnvStepCheckpoint, last_checkpoint

@@ -313,9 +313,9 @@ class Hierarchy(nn.Module):
         features = subactor.world_model.actor_features(level.latent)
         goal_input = subactor.goal_input(level.goal_code, goal)
         dist = subactor.actor_critic.actor(torch.cat([features, goal_input], dim=-1))
-        if isinstance(dist, GroupedCategorical) and self.compat.eval_subgoal_original:
-            if mode == "greedy":
-                return dist.soft_mode()
+        soft = isinstance(dist, GroupedCategorical) and self.compat.eval_subgoal_original
+        if soft and mode == "greedy":
+            return dist.soft_mode()  # GroupedCategorical (D8)
         action = dist.sample() if mode != "greedy" else dist.mode()
         if subactor.spec.action_kind == "normal":
             # The env executes clipped actions; replay stores what was executed.
