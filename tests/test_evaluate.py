@@ -1,0 +1,38 @@
+"""hieros-eval: scores a run dir with the protocol attached; clear errors for missing files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from hieros_pl.evaluate import main, protocol
+from hieros_pl.train import run
+from tests.conftest import compose
+
+
+def test_eval_scores_a_trained_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cfg = compose("debug=fast", "hierarchy=depth1", "env_steps=60", "train_ratio=32",
+                  f"run_dir={tmp_path}")
+    run(cfg)
+    capsys.readouterr()  # drop the training progress bar
+    main([str(tmp_path), "--episodes", "3", "--mode", "greedy"])
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["episodes"] == 3 and len(summary["returns"]) == 3
+    # Catch rewards are +1 or -1 per episode.
+    assert all(value in (-1.0, 1.0) for value in summary["returns"])
+    assert summary["env_steps"] == 60
+    assert summary["protocol"]["policy"] == "greedy"
+
+
+def test_missing_checkpoint_names_the_file(tmp_path: Path) -> None:
+    with pytest.raises(SystemExit, match=r"no checkpoint at .*last\.ckpt"):
+        main([str(tmp_path / "nowhere")])
+
+
+def test_atari_protocol_lists_its_conditions() -> None:
+    described = protocol(compose("env=atari100k").env, "greedy")
+    assert described["sticky_actions"] is False
+    assert described["noop_max"] == 30 and described["episode_frames"] == 108_000
+    assert described["action_set"] == "minimal"
