@@ -588,3 +588,23 @@ def to_config(cfg: DictConfig | Any) -> Config:
             f"the composed config is not a hieros Config (got {type(config).__name__})"
         )
     return validate(config)
+
+
+def config_diff(config: Config, reference: Config) -> list[str]:
+    """``key: reference -> value`` for every leaf where ``config`` differs from ``reference``."""
+    ours = _flatten(OmegaConf.to_container(OmegaConf.structured(config), resolve=False))
+    theirs = _flatten(OmegaConf.to_container(OmegaConf.structured(reference), resolve=False))
+    return [
+        f"{key}: {theirs.get(key)!r} -> {ours.get(key)!r}"
+        for key in sorted(set(ours) | set(theirs))
+        if ours.get(key) != theirs.get(key) and key not in ("run_dir", "name")
+    ]
+
+
+def _flatten(node: Any, prefix: str = "") -> dict[str, Any]:
+    if not isinstance(node, dict):
+        return {prefix: node}
+    flat: dict[str, Any] = {}
+    for key, value in node.items():
+        flat.update(_flatten(value, f"{prefix}.{key}" if prefix else str(key)))
+    return flat

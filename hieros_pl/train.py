@@ -7,7 +7,6 @@ with the same counters, replay, optimiser and RNG states (DESIGN.md §4.8).
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,7 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from hieros_pl.config import Config, ConfigError, register_configs, to_config
+from hieros_pl.config import Config, ConfigError, config_diff, register_configs, to_config
 
 log = logging.getLogger(__name__)
 
@@ -206,9 +205,19 @@ def _hydra_entry(cfg: DictConfig) -> None:
         config = to_config(cfg)
     except ConfigError as error:
         raise SystemExit(f"hieros-train: invalid config: {error}") from None
-    if config.trainer.compile:
-        os.environ.setdefault("TORCHDYNAMO_VERBOSE", "0")
+    log_diff_against_paper_preset(config)
     run(config)
+
+
+def log_diff_against_paper_preset(config: Config) -> None:
+    """Startup log of every key that differs from ``experiment=atari100k`` (DESIGN.md §4.2)."""
+    from hydra import compose
+
+    preset = to_config(compose("train", overrides=["experiment=atari100k", "run_dir=unused"]))
+    changes = config_diff(config, preset)
+    log.info("config vs the paper preset (experiment=atari100k): %d difference(s)", len(changes))
+    for change in changes:
+        log.info("  %s", change)
 
 
 def main() -> None:

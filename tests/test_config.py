@@ -86,3 +86,12 @@ def test_close_match_is_suggested() -> None:
 def test_unknown_keys_and_wrong_types_fail_at_composition(override: str) -> None:
     with pytest.raises(ConfigCompositionException, match=r"replay\.temp"):
         compose(override)
+
+
+def test_diff_against_the_paper_preset_lists_changed_keys_only() -> None:
+    from hieros_pl.config import config_diff
+
+    preset = compose("experiment=atari100k", tiny=False)
+    assert config_diff(preset, preset) == []
+    changed = config_diff(compose("experiment=atari100k", "replay=uniform", tiny=False), preset)
+    assert changed == ["replay.sampler: 'etbs' -> 'uniform'"]

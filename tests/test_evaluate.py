@@ -13,8 +13,9 @@ from tests.conftest import compose
 
 
 def test_eval_scores_a_trained_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    cfg = compose("debug=fast", "hierarchy=depth1", "env_steps=60", "train_ratio=32",
-                  f"run_dir={tmp_path}")
+    cfg = compose(
+        "debug=fast", "hierarchy=depth1", "env_steps=60", "train_ratio=32", f"run_dir={tmp_path}"
+    )
     run(cfg)
     capsys.readouterr()  # drop the training progress bar
     main([str(tmp_path), "--episodes", "3", "--mode", "greedy"])
