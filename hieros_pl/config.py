@@ -362,8 +362,6 @@ class LoggerConfig:
     """Also write TensorBoard event files."""
     log_every: int = 1000
     """Scalar logging interval in env steps."""
-    videos: bool = False
-    """Log episode videos (wandb only)."""
 
 
 @dataclass
