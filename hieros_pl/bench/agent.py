@@ -8,7 +8,6 @@ not depend on the pixel values.
 from __future__ import annotations
 
 import resource
-import statistics
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -17,6 +16,7 @@ import lightning.pytorch as pl
 import torch
 from torch.utils.data import DataLoader, IterableDataset
 
+from hieros_pl.bench.timing import median_ms
 from hieros_pl.config import Config
 from hieros_pl.data.batch import Batch, HierarchyBatch
 from hieros_pl.module import HierosModule
@@ -62,14 +62,8 @@ def plain_optimizers(module: HierosModule) -> dict[str, Any]:
     return dict(zip(module.optimizer_names, module.configure_optimizers(), strict=True))
 
 
-def _median_seconds(run: Callable[[], object], repeats: int) -> float:
-    run()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+def median_seconds(run: Callable[[], object], repeats: int) -> float:
+    return median_ms(run, repeats) / 1e3
 
 
 def _max_rss_gb() -> float:
@@ -82,7 +76,7 @@ def bench_level0_update(size: str, repeats: int) -> list[dict[str, Any]]:
     optimizers = plain_optimizers(module)
     batch = synthetic_batch(module, 0, cfg.replay.batch_size, cfg.replay.batch_length)
     calls = HierarchyBatch(0, [batch])
-    full = _median_seconds(lambda: module.train_call(calls, optimizers), repeats)
+    full = median_seconds(lambda: module.train_call(calls, optimizers), repeats)
     subactor = module.hierarchy.levels[0]
     _, posterior, _ = subactor.world_model_losses(batch)
 
@@ -91,7 +85,7 @@ def bench_level0_update(size: str, repeats: int) -> list[dict[str, Any]]:
         total = output.actor_loss + sum(output.critic_losses.values())
         total.backward()
 
-    behaviour_time = _median_seconds(behaviour, repeats)
+    behaviour_time = median_seconds(behaviour, repeats)
     shape = {
         "size": size,
         "B": cfg.replay.batch_size,
@@ -119,7 +113,7 @@ def bench_train_call(depth: int, size: str, repeats: int) -> dict[str, Any]:
         synthetic_batch(module, level, cfg.replay.batch_size, cfg.replay.batch_length)
         for level in range(depth)
     ]
-    seconds = _median_seconds(
+    seconds = median_seconds(
         lambda: module.train_call(HierarchyBatch(0, list(levels)), optimizers), repeats
     )
     return {
@@ -141,7 +135,7 @@ def bench_policy_step(depth: int, size: str, repeats: int = 50) -> dict[str, Any
         nonlocal carry
         _, carry, _ = module.act(obs, torch.zeros(1), flags, flags, flags, carry, "train")
 
-    seconds = _median_seconds(step, repeats)
+    seconds = median_seconds(step, repeats)
     return {"name": f"policy_step_depth{depth}", "value": 1e3 * seconds, "unit": "ms", "size": size}
 
 

@@ -8,14 +8,13 @@ Figures are medians over a few repeats after warm-up, in milliseconds, at the At
 from __future__ import annotations
 
 import math
-import statistics
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import torch
 
+from hieros_pl.bench.timing import median_ms
 from hieros_pl.nn.s5 import S5Stack
 from hieros_pl.nn.scan import SCANS
 
@@ -49,18 +48,6 @@ def _torch_threads(threads: int | None) -> Iterator[int]:
         torch.set_num_threads(previous)
 
 
-def _median_ms(run: Callable[[], object], repeats: int, warmup: int) -> float:
-    """Median wall time of `run` in milliseconds after `warmup` untimed calls."""
-    for _ in range(warmup):
-        run()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - start)
-    return 1e3 * statistics.median(times)
-
-
 def _build_stack(scan: str) -> S5Stack:
     """The Atari-sized stack, same weights for every scan."""
     torch.manual_seed(0)
@@ -79,7 +66,7 @@ def _train_pass_ms(scan: str, T: int) -> float:
         out, states = stack(x, reset)
         (out.mean() + states.real.mean()).backward()
 
-    return _median_ms(run, REPEATS, WARMUP)
+    return median_ms(run, REPEATS, WARMUP)
 
 
 def _scan_ms(scan: str, T: int) -> float:
@@ -92,7 +79,7 @@ def _scan_ms(scan: str, T: int) -> float:
     def run() -> None:
         SCANS[scan](decay, inputs, reset, None).real.sum().backward()
 
-    return _median_ms(run, SCAN_REPEATS, WARMUP)
+    return median_ms(run, SCAN_REPEATS, WARMUP)
 
 
 def _step_ms(batch_size: int) -> float:
@@ -106,7 +93,7 @@ def _step_ms(batch_size: int) -> float:
         with torch.no_grad():
             stack.step(x_t, reset_t, state)
 
-    return _median_ms(run, STEP_REPEATS, WARMUP)
+    return median_ms(run, STEP_REPEATS, WARMUP)
 
 
 def _figure(name: str, value: float, **config: Any) -> dict[str, Any]:

@@ -14,13 +14,12 @@ from __future__ import annotations
 
 import dataclasses
 import resource
-import statistics
-import time
 from collections.abc import Callable
 from typing import Any
 
 import torch
 
+from hieros_pl.bench.timing import median_ms
 from hieros_pl.config import S5Config, WorldModelConfig
 from hieros_pl.data.batch import Batch
 from hieros_pl.nn.layers import count_parameters
@@ -58,20 +57,6 @@ SIZES: dict[str, Callable[[], BenchSize]] = {
 
 def _device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
-def _median_ms(run: Callable[[], object], repeats: int, warmup: int = 1) -> float:
-    """Median wall time of `run` in milliseconds after `warmup` untimed calls."""
-    for _ in range(warmup):
-        run()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        run()
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
-        times.append((time.perf_counter() - start) * 1e3)
-    return statistics.median(times)
 
 
 def _random_batch(image_size: int, device: torch.device) -> Batch:
@@ -115,7 +100,7 @@ def _update_figures(model: WorldModel, size: BenchSize, tags: dict[str, Any]) ->
     rss_before = _max_rss_mb()
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
-    milliseconds = _median_ms(update, size.update_repeats)
+    milliseconds = median_ms(update, size.update_repeats)
     if device.type == "cuda":
         memory, kind = torch.cuda.max_memory_allocated() / 2**20, "cuda_peak_allocated"
     else:
@@ -155,9 +140,9 @@ def _imagination_figures(model: WorldModel, tags: dict[str, Any]) -> list[dict]:
 
     shape = {"starts": IMAGINE_STARTS, "steps": IMAGINE_STEPS}
     return [
-        {"name": "imagine_16_steps", "value": _median_ms(without_grad, 3), "unit": "ms"}
+        {"name": "imagine_16_steps", "value": median_ms(without_grad, 3), "unit": "ms"}
         | {"grad": False, **shape, **tags},
-        {"name": "imagine_16_steps", "value": _median_ms(with_grad, 3), "unit": "ms"}
+        {"name": "imagine_16_steps", "value": median_ms(with_grad, 3), "unit": "ms"}
         | {"grad": True, **shape, **tags},
     ]
 
