@@ -49,6 +49,27 @@ def bernoulli_log_prob(logits: Tensor, target: Tensor) -> Tensor:
     return -F.binary_cross_entropy_with_logits(logits, target, reduction="none")
 
 
+def sample_index_multinomial(probs: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    """Reference sampler: torch.multinomial, one draw per row (slow on CPU: exponential draws)."""
+    # probs: [N, K] float32 -> index: [N] int64
+    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+
+
+def sample_index_inverse_cdf(probs: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    """Fast sampler: one uniform per row against the cumulative probabilities.
+
+    Same distribution as :func:`sample_index_multinomial` (tested by χ²) with N uniforms instead
+    of N·K exponentials, which dominated imagination time at the paper size.
+    """
+    # probs: [N, K] float32 -> index: [N] int64
+    cdf = probs.cumsum(-1)
+    uniform = torch.rand(
+        probs.shape[0], 1, generator=generator, device=probs.device, dtype=probs.dtype
+    )
+    index = (cdf < uniform * cdf[:, -1:]).sum(-1)
+    return index.clamp_max(probs.shape[-1] - 1)
+
+
 class OneHotCategorical:
     """Categorical over the last dim with unimix u; samples and modes are one-hot (§3.10).
 
@@ -66,7 +87,7 @@ class OneHotCategorical:
         # -> [..., K] float32
         K = self.probs.shape[-1]
         flat = self.probs.detach().reshape(-1, K)
-        index = torch.multinomial(flat, 1, generator=generator).reshape(self.probs.shape[:-1])
+        index = sample_index_inverse_cdf(flat, generator).reshape(self.probs.shape[:-1])
         one_hot = F.one_hot(index, K).to(self.probs.dtype)
         return one_hot + self.probs - self.probs.detach()
 

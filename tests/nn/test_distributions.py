@@ -188,3 +188,19 @@ def test_bernoulli_log_prob() -> None:
         ]
     )
     torch.testing.assert_close(bernoulli_log_prob(logits, target), expected)
+
+
+def test_inverse_cdf_sampler_matches_the_multinomial_reference() -> None:
+    from scipy.stats import chisquare
+
+    from hieros_pl.nn.distributions import sample_index_inverse_cdf, sample_index_multinomial
+
+    generator = torch.Generator().manual_seed(0)
+    probs = torch.tensor([0.5, 0.25, 0.15, 0.07, 0.03])
+    draws = 40_000
+    rows = probs.expand(draws, -1).contiguous()
+    for sampler in (sample_index_inverse_cdf, sample_index_multinomial):
+        counts = torch.bincount(sampler(rows, generator), minlength=5).double()
+        assert chisquare(counts.numpy(), (probs.double() * draws).numpy()).pvalue > 1e-3
+    edge = torch.tensor([[0.0, 1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])
+    assert sample_index_inverse_cdf(edge, generator).tolist() == [1, 0, 2]
