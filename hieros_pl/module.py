@@ -199,6 +199,10 @@ class HierosModule(pl.LightningModule):
             self.manual_backward(loss)
 
     def _check_finite(self, level: int, section: str, losses: dict[str, Tensor]) -> None:
+        # One host sync for all terms on the train-call path; the loop runs only on failure.
+        all_finite = torch.stack([torch.isfinite(value).all() for value in losses.values()]).all()
+        if bool(all_finite):
+            return
         for term, value in losses.items():
             if not bool(torch.isfinite(value).all()):
                 shown = value.item() if value.numel() == 1 else "contains NaN/inf"

@@ -273,8 +273,9 @@ class Hierarchy(nn.Module):
         mode: str,
     ) -> list[LevelRecord]:
         records: list[LevelRecord | None] = [None] * len(levels)
+        subactors = self.levels
         for index in reversed(range(len(levels))):
-            subactor, level, mask = self.levels[index], levels[index], due[index]
+            subactor, level, mask = subactors[index], levels[index], due[index]
             goal = self._current_goal(subactor, level)
             action = self._choose_action(subactor, level, goal, mode)
             level.prev_action = torch.where(mask[:, None], action, level.prev_action)
