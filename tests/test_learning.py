@@ -22,11 +22,6 @@ def _final_greedy_return(run_dir: Path) -> float:
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue #4 open: experiment=quick has not reached +0.6 on catch in 15k steps yet "
-    "(README, Learning checks); remove this marker when it does",
-)
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_quick_preset_learns_catch(tmp_path: Path, seed: int) -> None:
     cfg = compose("experiment=quick", f"seed={seed}", f"run_dir={tmp_path}", tiny=False)
