@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from hieros_pl.config import Config, ConfigError, config_diff, register_configs, to_config
 
@@ -38,7 +39,14 @@ def load_run_config(run_dir: str | Path) -> Config:
     if not path.exists():
         raise FileNotFoundError(f"no {RUN_CONFIG} in run dir {run_dir}")
     schema = OmegaConf.structured(Config)
-    merged = OmegaConf.merge(schema, OmegaConf.load(path))
+    try:
+        merged = OmegaConf.merge(schema, OmegaConf.load(path))
+    except OmegaConfBaseException as error:
+        key = getattr(error, "full_key", None) or "?"
+        raise ConfigError(
+            f"{path}: key {key!r} does not fit this version's config schema "
+            f"({type(error).__name__}); the run was written by another version of hieros-pl"
+        ) from None
     return to_config(merged)
 
 

@@ -15,8 +15,9 @@ import lightning.pytorch as pl
 import pytest
 import torch
 
+from hieros_pl.config import ConfigError
 from hieros_pl.module import HierosModule, NonFiniteLossError
-from hieros_pl.train import run
+from hieros_pl.train import load_run_config, run, save_run_config
 from hieros_pl.world_models.world_model import WorldModel
 from tests.conftest import compose
 
@@ -137,3 +138,13 @@ def test_cli_prints_config_and_rejects_bad_keys(tmp_path: Path) -> None:
     )
     assert bad.returncode != 0
     assert "replay.temperature must be in [0, 1]" in bad.stderr
+
+
+def test_run_config_round_trips_and_a_foreign_key_is_named(tmp_path: Path) -> None:
+    cfg = compose("seed=3", f"run_dir={tmp_path}")
+    save_run_config(cfg, tmp_path)
+    assert load_run_config(tmp_path) == cfg
+    path = tmp_path / "config.yaml"
+    path.write_text(path.read_text().replace("logger:\n", "logger:\n  videos: true\n", 1))
+    with pytest.raises(ConfigError, match=r"config\.yaml: key 'logger\.videos'"):
+        load_run_config(tmp_path)
