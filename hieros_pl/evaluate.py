@@ -18,6 +18,7 @@ import gymnasium
 import numpy as np
 import torch
 
+from hieros_pl.behavior.imagination import evaluation_mode
 from hieros_pl.config import Config, EnvConfig
 from hieros_pl.envs import EnvSpec, to_env_action
 from hieros_pl.hierarchy.hierarchy import ActCarry
@@ -84,6 +85,19 @@ def run_episodes(
     Each of the E envs contributes ceil(episodes / E) episodes, so short episodes are not
     over-represented; runtime state is separate from training and nothing is written to replay.
     """
+    with evaluation_mode(module):
+        return _play_episodes(module, env, spec, episodes, mode, seed, carry)
+
+
+def _play_episodes(
+    module: HierosModule,
+    env: gymnasium.vector.VectorEnv,
+    spec: EnvSpec,
+    episodes: int,
+    mode: str,
+    seed: int,
+    carry: ActCarry | None,
+) -> tuple[list[float], list[int], ActCarry]:
     E = env.num_envs
     quota = np.full(E, math.ceil(episodes / E))
     obs, _ = env.reset(seed=seed)

@@ -11,6 +11,7 @@ import torch
 from torch import Tensor
 
 from hieros_pl import __version__
+from hieros_pl.behavior.imagination import evaluation_mode
 from hieros_pl.config import Config, OptimizerConfig
 from hieros_pl.data.batch import Batch, HierarchyBatch
 from hieros_pl.hierarchy.hierarchy import ActCarry, Hierarchy, LevelRecord, build_level_specs
@@ -21,6 +22,14 @@ ORIGINAL_WEIGHT_DECAY = 0.01  # PyTorch's AdamW default, silently active in the 
 
 class NonFiniteLossError(FloatingPointError):
     """A loss became NaN or infinite; the message names the level and the loss term."""
+
+
+def clip_by_global_norm(optimizer: torch.optim.Optimizer, max_norm: float) -> Tensor:
+    """Clip the gradients of an optimiser's parameters to a global norm; returns the norm before."""
+    with_grads = [
+        p for group in optimizer.param_groups for p in group["params"] if p.grad is not None
+    ]
+    return torch.nn.utils.clip_grad_norm_(with_grads, max_norm)
 
 
 class HierosModule(pl.LightningModule):
@@ -57,6 +66,8 @@ class HierosModule(pl.LightningModule):
         self.register_buffer("first_train_env_step", torch.full((), -1, dtype=torch.long))
         self.optimizer_names = self._optimizer_names()
         self.pending_metrics: dict[str, list[Tensor]] = {}
+        self._pending_clip = 0.0
+        self._last_grad_norm = torch.zeros(())
 
     def configure_model(self) -> None:
         """trainer.compile: compile the dense networks in place (state-dict keys unchanged).
@@ -119,24 +130,30 @@ class HierosModule(pl.LightningModule):
         return super().transfer_batch_to_device(batch, device, dataloader_idx)
 
     def _step(self, name: str, optimizer: Any, update: int) -> Tensor:
-        """Clip by global norm, apply the warm-up learning rate, step, zero. Returns the norm."""
+        """Warm-up learning rate, clip by global norm, step, zero. Returns the pre-clip norm.
+
+        Under a Trainer the clipping happens in :meth:`on_before_optimizer_step`, which Lightning
+        calls inside ``optimizer.step()`` after unscaling the gradients (``16-mixed``); clipping
+        before the step, as ``self.clip_gradients`` does with manual optimisation, would clip
+        the scaled gradients.
+        """
         settings = self._optimizer_config(name.split("/", 1)[1])
-        grads = [p.grad for group in optimizer.param_groups for p in group["params"]]
-        grad_norm = torch.nn.utils.get_total_norm([g for g in grads if g is not None])
-        if self._trainer is None:  # plain loop (hieros-bench's reference, notebooks)
-            torch.nn.utils.clip_grad_norm_(
-                [p for group in optimizer.param_groups for p in group["params"]], settings.grad_clip
-            )
-        else:
-            self.clip_gradients(
-                optimizer, gradient_clip_val=settings.grad_clip, gradient_clip_algorithm="norm"
-            )
         if settings.warmup > 0:
             for group in optimizer.param_groups:
                 group["lr"] = settings.lr * min(1.0, (update + 1) / settings.warmup)
-        optimizer.step()
+        if self._trainer is None:  # plain loop (hieros-bench's reference, notebooks)
+            grad_norm = clip_by_global_norm(optimizer, settings.grad_clip)
+            optimizer.step()
+        else:
+            self._pending_clip = settings.grad_clip
+            optimizer.step()
+            grad_norm = self._last_grad_norm
         optimizer.zero_grad(set_to_none=True)
         return grad_norm
+
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        """Clip the (unscaled) gradients of the optimiser :meth:`_step` is stepping."""
+        self._last_grad_norm = clip_by_global_norm(optimizer, self._pending_clip)
 
     # ------------------------------------------------------------------------------------------
     # training
@@ -230,15 +247,15 @@ class HierosModule(pl.LightningModule):
         carry: ActCarry,
         mode: str,
     ) -> tuple[Tensor, ActCarry, list[LevelRecord]]:
-        """The policy of the whole hierarchy for one env step (see Hierarchy.act)."""
-        was_training = self.training
-        self.eval()
-        try:
+        """The policy of the whole hierarchy for one env step (see Hierarchy.act), in eval mode.
+
+        Callers that act many times in a row wrap the loop in ``evaluation_mode(module)`` so the
+        mode is switched once for the loop instead of twice per step.
+        """
+        with evaluation_mode(self):
             return self.hierarchy.act(
                 obs, reward, is_first, is_last, is_terminal, carry, mode, self.active_levels()
             )
-        finally:
-            self.train(was_training)
 
     def count_env_steps(self, steps: int) -> None:
         self.env_steps += steps

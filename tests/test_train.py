@@ -14,6 +14,7 @@ from typing import Any
 import lightning.pytorch as pl
 import pytest
 import torch
+from lightning.pytorch.plugins.precision import MixedPrecision
 
 from hieros_pl.config import ConfigError
 from hieros_pl.module import HierosModule, NonFiniteLossError
@@ -148,3 +149,47 @@ def test_run_config_round_trips_and_a_foreign_key_is_named(tmp_path: Path) -> No
     path.write_text(path.read_text().replace("logger:\n", "logger:\n  videos: true\n", 1))
     with pytest.raises(ConfigError, match=r"config\.yaml: key 'logger\.videos'"):
         load_run_config(tmp_path)
+
+
+class _ScaledGradientsSpy(pl.Callback):
+    """Installs a GradScaler (as 16-mixed has on a GPU) and records, per training call, the norm
+    of the world model's unscaled gradients and the norm the module reports for them."""
+
+    def __init__(self) -> None:
+        self.seen: list[float] = []
+        self.pairs: list[tuple[float, float]] = []
+
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        precision = trainer.precision_plugin
+        assert isinstance(precision, MixedPrecision)
+        precision.scaler = torch.amp.GradScaler("cpu", init_scale=2.0**12)
+
+    def on_before_optimizer_step(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, optimizer: Any
+    ) -> None:
+        assert isinstance(pl_module, HierosModule)
+        index = next(i for i, known in enumerate(trainer.optimizers) if known is optimizer)
+        if pl_module.optimizer_names[index] == "level0/world_model":
+            grads = [p.grad for group in optimizer.param_groups for p in group["params"]]
+            self.seen.append(float(torch.nn.utils.get_total_norm(grads)))
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: Any, *args: Any) -> None:
+        reported = pl_module.pending_metrics.get("level0/wm/grad_norm")
+        if reported and self.seen:
+            self.pairs.append((float(reported[-1]), self.seen[-1]))
+
+
+def test_gradients_are_clipped_and_reported_after_amp_unscaling(tmp_path: Path) -> None:
+    spy = _ScaledGradientsSpy()
+    cfg = compose(
+        *FAST,
+        "hierarchy=depth1",
+        "env_steps=60",
+        "trainer.precision=16-mixed",
+        "logger.log_every=100000",
+        f"run_dir={tmp_path}",
+    )
+    run(cfg, extra_callbacks=[spy])
+    assert len(spy.pairs) >= 5
+    for reported, unscaled in spy.pairs:
+        assert reported == pytest.approx(unscaled, rel=1e-4)

@@ -66,8 +66,12 @@ class Imagination:
 
 @contextmanager
 def evaluation_mode(module: object) -> Iterator[None]:
-    """Temporarily put a module in eval mode (no dropout), then restore its training flag."""
-    if not isinstance(module, nn.Module):
+    """Temporarily put a module in eval mode (no dropout), then restore its training flag.
+
+    A module already in eval mode is left alone: switching walks every submodule, which costs
+    milliseconds for the whole hierarchy, so loops of acting steps switch once around the loop.
+    """
+    if not isinstance(module, nn.Module) or not module.training:
         yield
         return
     was_training = module.training

@@ -16,6 +16,7 @@ import lightning.pytorch as pl
 import torch
 from torch.utils.data import DataLoader, IterableDataset
 
+from hieros_pl.behavior.imagination import evaluation_mode
 from hieros_pl.bench.timing import median_ms
 from hieros_pl.config import Config
 from hieros_pl.data.batch import Batch, HierarchyBatch
@@ -135,7 +136,9 @@ def bench_policy_step(depth: int, size: str, repeats: int = 50) -> dict[str, Any
         nonlocal carry
         _, carry, _ = module.act(obs, torch.zeros(1), flags, flags, flags, carry, "train")
 
-    seconds = median_seconds(step, repeats)
+    # As in the env loop: the eval-mode switch wraps the steps of a training call, not each step.
+    with evaluation_mode(module):
+        seconds = median_seconds(step, repeats)
     return {"name": f"policy_step_depth{depth}", "value": 1e3 * seconds, "unit": "ms", "size": size}
 
 

@@ -19,6 +19,7 @@ import lightning.pytorch as pl
 import numpy as np
 import torch
 
+from hieros_pl.behavior.imagination import evaluation_mode
 from hieros_pl.data.datamodule import ReplayDataModule
 from hieros_pl.envs import EnvSpec, to_env_action
 from hieros_pl.hierarchy.hierarchy import ActCarry, LevelRecord
@@ -92,13 +93,14 @@ class EnvLoop(pl.Callback):
         datamodule = self._datamodule(trainer)
         datamodule.set_call_index(int(module.train_calls))
         self._reset_envs(module)
-        while not datamodule.buffers[0].ready():
-            if int(module.env_steps) >= self.budget:
-                raise ValueError(
-                    f"env_steps ({self.budget}) is too small to fill level 0's replay with "
-                    "replay.batch_size sequences of replay.batch_length steps"
-                )
-            self._env_step(module, datamodule)
+        with evaluation_mode(module):
+            while not datamodule.buffers[0].ready():
+                if int(module.env_steps) >= self.budget:
+                    raise ValueError(
+                        f"env_steps ({self.budget}) is too small to fill level 0's replay with "
+                        "replay.batch_size sequences of replay.batch_length steps"
+                    )
+                self._env_step(module, datamodule)
 
     def on_train_batch_start(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int
@@ -107,9 +109,10 @@ class EnvLoop(pl.Callback):
         datamodule = self._datamodule(trainer)
         replay = module.cfg.replay
         self.owed_steps += replay.batch_size * replay.batch_length / self.train_ratio
-        while self.owed_steps >= 1.0 and int(module.env_steps) < self.budget:
-            self._env_step(module, datamodule)
-            self.owed_steps -= 1.0
+        with evaluation_mode(module):
+            while self.owed_steps >= 1.0 and int(module.env_steps) < self.budget:
+                self._env_step(module, datamodule)
+                self.owed_steps -= 1.0
         if int(module.env_steps) >= self.budget:
             trainer.should_stop = True
 
