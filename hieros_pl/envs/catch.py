@@ -26,6 +26,15 @@ def render_board(board: np.ndarray, colours: np.ndarray, image_size: int) -> np.
     return colours[board[pixel_cells[:, None], pixel_cells[None, :]]]
 
 
+def board_observation_space(
+    vector_obs: bool, vector_size: int, image_size: int
+) -> gymnasium.spaces.Box:
+    """Observations of a board game: a float32 [vector_size] vector in [0, 1] or an RGB image."""
+    if vector_obs:
+        return gymnasium.spaces.Box(0.0, 1.0, (vector_size,), np.float32)
+    return gymnasium.spaces.Box(0, 255, (image_size, image_size, 3), np.uint8)
+
+
 class Catch(gymnasium.Env[np.ndarray, np.int64]):
     """A ball starts in a random column of the top row and falls one row per step.
 
@@ -47,11 +56,7 @@ class Catch(gymnasium.Env[np.ndarray, np.int64]):
         self._image_size = image_size
         self._vector_obs = vector_obs
         self.action_space = gymnasium.spaces.Discrete(3)
-        if vector_obs:
-            self.observation_space = gymnasium.spaces.Box(0.0, 1.0, (3,), np.float32)
-        else:
-            shape = (image_size, image_size, 3)
-            self.observation_space = gymnasium.spaces.Box(0, 255, shape, np.uint8)
+        self.observation_space = board_observation_space(vector_obs, 3, image_size)
         self._ball_column = 0
         self._ball_row = 0
         self._paddle_column = 0

@@ -7,7 +7,7 @@ from typing import Any
 import gymnasium
 import numpy as np
 
-from hieros_pl.envs.catch import render_board
+from hieros_pl.envs.catch import board_observation_space, render_board
 
 # Actions 0 up, 1 down, 2 left, 3 right as (row, column) moves.
 MOVES = np.array([[-1, 0], [1, 0], [0, -1], [0, 1]])
@@ -59,11 +59,7 @@ class Navigation(gymnasium.Env[np.ndarray, np.int64]):
         self._walls = zigzag_walls(grid_size)
         self._max_steps = 4 * grid_size**2
         self.action_space = gymnasium.spaces.Discrete(4)
-        if vector_obs:
-            self.observation_space = gymnasium.spaces.Box(0.0, 1.0, (4,), np.float32)
-        else:
-            shape = (image_size, image_size, 3)
-            self.observation_space = gymnasium.spaces.Box(0, 255, shape, np.uint8)
+        self.observation_space = board_observation_space(vector_obs, 4, image_size)
         self._agent = np.zeros(2, np.int64)
         self._goal = np.zeros(2, np.int64)
         self._steps = 0
