@@ -32,8 +32,8 @@ class ImaginationModel(Protocol):
         """One prior step s_{n+1} from s_n and a_n."""
         ...
 
-    def actor_features(self, state: LatentState) -> Tensor:
-        """feat⁺ of a state (ALGORITHM.md §3.11)."""
+    def actor_features_and_heads(self, state: LatentState) -> tuple[Tensor, Tensor, Tensor]:
+        """feat⁺ of a state (ALGORITHM.md §3.11), its predicted reward and continue probability."""
         ...
 
 
@@ -44,7 +44,8 @@ class Imagination:
     states: LatentState [N, H+1] (s_0 = start). actor_features: feat⁺ [N, H+1, F], carrying the
     graph through the dynamics only when imagined with grad_through_dynamics. goal_input:
     [N, H+1, Gin], the start's goal input repeated. actor_input: [N, H+1, F+Gin] =
-    [sg(feat⁺), g], what the actor saw. actions: [N, H+1, A], a_H unused.
+    [sg(feat⁺), g], what the actor saw. actions: [N, H+1, A], a_H unused. rewards, continues:
+    [N, H+1], the world model's r̂ and ĉ of each state (the ones inside feat⁺, with its graph).
     """
 
     states: LatentState
@@ -52,6 +53,8 @@ class Imagination:
     goal_input: Tensor
     actor_input: Tensor
     actions: Tensor
+    rewards: Tensor
+    continues: Tensor
 
     @property
     def horizon(self) -> int:
@@ -135,9 +138,9 @@ def rollout(
     """The imagination loop itself; the caller chooses the grad mode."""
     # start: LatentState [N]   subgoal_input: [N, Gin] float32 -> Imagination [N, H+1]
     state = start
-    states, features, actor_inputs, actions = [], [], [], []
+    states, features, actor_inputs, actions, rewards, continues = [], [], [], [], [], []
     for n in range(horizon + 1):
-        feature = world_model.actor_features(state)
+        feature, reward, continue_prob = world_model.actor_features_and_heads(state)
         actor_input = torch.cat([feature.detach(), subgoal_input], dim=-1)
         distribution = actor(actor_input)
         action = distribution.sample() if sample else distribution.mode()
@@ -145,6 +148,8 @@ def rollout(
         features.append(feature)
         actor_inputs.append(actor_input)
         actions.append(action)
+        rewards.append(reward)
+        continues.append(continue_prob)
         if n < horizon:
             state = world_model.imagine_step(state, action, sample=sample)
     H_plus_1 = horizon + 1
@@ -154,4 +159,6 @@ def rollout(
         goal_input=subgoal_input[:, None].expand(-1, H_plus_1, -1),
         actor_input=torch.stack(actor_inputs, dim=1),
         actions=torch.stack(actions, dim=1),
+        rewards=torch.stack(rewards, dim=1),
+        continues=torch.stack(continues, dim=1),
     )

@@ -8,7 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from hieros_pl.behavior.actor_critic import ActorCritic
-from hieros_pl.behavior.imagination import Imagination, frozen_parameters, imagine
+from hieros_pl.behavior.imagination import Imagination, imagine
 from hieros_pl.config import BehaviorConfig, CompatConfig, HierarchyConfig, WorldModelConfig
 from hieros_pl.data.batch import Batch
 from hieros_pl.hierarchy.rewards import novelty_reward, subgoal_reward
@@ -139,17 +139,15 @@ class Subactor(nn.Module):
         goal_code = batch.subgoal_code.reshape(B * T, -1)
         goal = batch.subgoal.reshape(B * T, -1)
         imagination = self._imagine(start, self.goal_input(goal_code, goal))
-        # The world model's own optimiser already stepped: reward and continue heads are read
-        # with frozen parameters, keeping a graph through the features only for the dynamics
-        # gradient (imag_gradient=dynamics|both).
-        with frozen_parameters(self.world_model), torch.set_grad_enabled(self._dynamics_grad()):
+        # The intrinsic rewards keep a graph through the imagined states only for the dynamics
+        # gradient (imag_gradient=dynamics|both); r̂ and ĉ come with the imagination.
+        with torch.set_grad_enabled(self._dynamics_grad()):
             rewards = self._rewards(imagination, goal)
-            continues = self.world_model.continue_prob(imagination.states.feature())
         actor_loss, critic_losses, metrics = self.actor_critic.losses(
             imagination,
             rewards,
             self.spec.reward_weights,
-            continues,
+            imagination.continues,
             batch.is_terminal.reshape(B * T),
         )
         autoencoder_losses: dict[str, Tensor] = {}
@@ -182,7 +180,7 @@ class Subactor(nn.Module):
         states = imagination.states
         rewards: dict[str, Tensor] = {}
         if "extrinsic" in self.spec.reward_weights:
-            rewards["extrinsic"] = self.world_model.reward(states.feature())
+            rewards["extrinsic"] = imagination.rewards
         if "subgoal" in self.spec.reward_weights:
             goal_per_step = goal[:, None].expand(-1, states.deter.shape[1], -1)
             rewards["subgoal"] = subgoal_reward(states.deter, goal_per_step, self.subgoal_symlog)

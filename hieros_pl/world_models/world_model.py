@@ -197,11 +197,18 @@ class WorldModel(nn.Module):
     def actor_features(self, state: LatentState) -> Tensor:
         """feat⁺ = [feat, symlog(r̂), symlog(ĉ), symlog(H_z)] (§3.11); no H_z when not stochastic."""
         # state: LatentState [...] -> [..., actor_feature_dim] float32
+        return self.actor_features_and_heads(state)[0]
+
+    def actor_features_and_heads(self, state: LatentState) -> tuple[Tensor, Tensor, Tensor]:
+        """(feat⁺, r̂, ĉ): imagination keeps the head predictions feat⁺ is built from."""
+        # state: LatentState [...] -> feat⁺: [..., actor_feature_dim], r̂: [...], ĉ: [...] float32
         feature = state.feature()
-        extras = [self.reward(feature), self.continue_prob(feature)]
+        reward, continues = self.reward(feature), self.continue_prob(feature)
+        extras = [reward, continues]
         if self.cfg.stochastic:
             extras.append(categorical_entropy(state.logits).sum(-1))
-        return torch.cat([feature, symlog(torch.stack(extras, dim=-1))], dim=-1)
+        actor_features = torch.cat([feature, symlog(torch.stack(extras, dim=-1))], dim=-1)
+        return actor_features, reward, continues
 
     def _decoder_loss(self, feature: Tensor, obs: Tensor) -> tuple[Tensor, Tensor]:
         """(per-(b, t) decoder NLL, mean squared error per element) for images or vectors."""

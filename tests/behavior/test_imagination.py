@@ -44,9 +44,11 @@ class FakeWorldModel(nn.Module):
     def continue_prob(self, feature: Tensor) -> Tensor:
         return torch.sigmoid(self.continue_head(feature)[..., 0])
 
-    def actor_features(self, state: LatentState) -> Tensor:
+    def actor_features_and_heads(self, state: LatentState) -> tuple[Tensor, Tensor, Tensor]:
         feature = state.feature()
-        return torch.cat([feature, symlog(self.reward(feature))[..., None]], dim=-1)
+        reward = self.reward(feature)
+        actor_features = torch.cat([feature, symlog(reward)[..., None]], dim=-1)
+        return actor_features, reward, self.continue_prob(feature)
 
 
 def make_actor(feature_dim: int, action_dim: int = ACTIONS, kind: str = "onehot") -> Actor:
@@ -154,8 +156,14 @@ def test_real_world_model(dynamics: str) -> None:
     assert imagination.actor_features.shape == (6, 4, world_model.actor_feature_dim)
     assert imagination.actions.shape == (6, 4, 8)
     assert not imagination.actor_features.requires_grad
+    # The rollout's r̂ and ĉ are the heads' predictions at the imagined states.
+    with torch.no_grad():
+        features = imagination.states.feature()
+        torch.testing.assert_close(imagination.rewards, world_model.reward(features))
+        torch.testing.assert_close(imagination.continues, world_model.continue_prob(features))
     graph = imagine(world_model, actor, start, torch.randn(6, GOAL), 3, grad_through_dynamics=True)
     assert graph.actor_features.requires_grad
+    assert graph.rewards.requires_grad and graph.continues.requires_grad
 
 
 class ModeRecordingWorldModel(FakeWorldModel):
