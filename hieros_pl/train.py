@@ -133,7 +133,8 @@ def seed_everything(cfg: Config) -> None:
 
 
 def finished_steps(checkpoint: Path) -> int:
-    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    """The env steps a checkpoint reached; memory-mapped, so the weights are not read."""
+    state = torch.load(checkpoint, map_location="cpu", weights_only=False, mmap=True)
     return int(state["state_dict"]["env_steps"])
 
 
