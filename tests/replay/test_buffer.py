@@ -266,16 +266,10 @@ def assert_same_batches(first: SequenceBuffer, second: SequenceBuffer, batches: 
 def test_state_round_trip_samples_the_same_batches(
     base_replay: ReplayConfig, tmp_path: Path, sampler: str, capacity: int, chunk_size: int
 ) -> None:
-    original, restored = replay_pair(
-        base_replay,
-        tmp_path,
-        2,
-        sampler=sampler,
-        capacity=capacity,
-        chunk_size=chunk_size,
-        batch_length=4,
-        batch_size=6,
+    settings = dict(
+        sampler=sampler, capacity=capacity, chunk_size=chunk_size, batch_length=4, batch_size=6
     )
+    original, restored = replay_pair(base_replay, tmp_path, 2, **settings)
     masks = np.random.default_rng(3).random((41, 2)) < 0.8
     counters = fill(original, masks)
     original.sample()  # visit counts and generator state must travel too
@@ -294,16 +288,7 @@ def test_state_round_trip_samples_the_same_batches(
             buffer.add(counter_step(more))
             more += 1
     assert_same_batches(original, restored, batches=2)
-    again = replay_pair(
-        base_replay,
-        tmp_path,
-        2,
-        sampler=sampler,
-        capacity=capacity,
-        chunk_size=chunk_size,
-        batch_length=4,
-        batch_size=6,
-    )[1]
+    again = replay_pair(base_replay, tmp_path, 2, **settings)[1]
     again.load_state_dict(restored.state_dict())
     assert_same_batches(original, again, batches=2)
     live = again.keys.live()
