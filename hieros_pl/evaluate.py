@@ -85,19 +85,6 @@ def run_episodes(
     Each of the E envs contributes ceil(episodes / E) episodes, so short episodes are not
     over-represented; runtime state is separate from training and nothing is written to replay.
     """
-    with evaluation_mode(module):
-        return _play_episodes(module, env, spec, episodes, mode, seed, carry)
-
-
-def _play_episodes(
-    module: HierosModule,
-    env: gymnasium.vector.VectorEnv,
-    spec: EnvSpec,
-    episodes: int,
-    mode: str,
-    seed: int,
-    carry: ActCarry | None,
-) -> tuple[list[float], list[int], ActCarry]:
     E = env.num_envs
     quota = np.full(E, math.ceil(episodes / E))
     obs, _ = env.reset(seed=seed)
@@ -111,22 +98,24 @@ def _play_episodes(
     length = np.zeros(E, dtype=np.int64)
     returns: list[float] = []
     lengths: list[int] = []
-    while quota.max() > 0:
-        obs_t, reward_t, first_t, last_t, terminal_t = (
-            torch.as_tensor(x, device=module.device)
-            for x in (obs, reward, is_first, is_last, terminal)
-        )
-        action, carry, _ = module.act(obs_t, reward_t, first_t, last_t, terminal_t, carry, mode)
-        obs, reward, terminated, truncated, _ = env.step(to_env_action(action.cpu().numpy(), spec))
-        reward = np.asarray(reward, dtype=np.float32)
-        is_first, is_last = is_last, np.asarray(terminated) | np.asarray(truncated)
-        terminal = np.asarray(terminated)
-        running = np.where(is_first, 0.0, running + reward)
-        length = np.where(is_first, 0, length + 1)
-        for index in np.flatnonzero(is_last & (quota > 0)):
-            returns.append(float(running[index]))
-            lengths.append(int(length[index]))
-            quota[index] -= 1
+    with evaluation_mode(module):  # once for all steps, not twice per step
+        while quota.max() > 0:
+            obs_t, reward_t, first_t, last_t, terminal_t = (
+                torch.as_tensor(x, device=module.device)
+                for x in (obs, reward, is_first, is_last, terminal)
+            )
+            action, carry, _ = module.act(obs_t, reward_t, first_t, last_t, terminal_t, carry, mode)
+            env_action = to_env_action(action.cpu().numpy(), spec)
+            obs, reward, terminated, truncated, _ = env.step(env_action)
+            reward = np.asarray(reward, dtype=np.float32)
+            is_first, is_last = is_last, np.asarray(terminated) | np.asarray(truncated)
+            terminal = np.asarray(terminated)
+            running = np.where(is_first, 0.0, running + reward)
+            length = np.where(is_first, 0, length + 1)
+            for index in np.flatnonzero(is_last & (quota > 0)):
+                returns.append(float(running[index]))
+                lengths.append(int(length[index]))
+                quota[index] -= 1
     return returns[:episodes], lengths[:episodes], carry
 
 
