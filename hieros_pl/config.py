@@ -588,6 +588,11 @@ def to_config(cfg: DictConfig | Any) -> Config:
     return validate(config)
 
 
+def run_seed(cfg: Config) -> int | None:
+    """``seed``, or None under ``compat.seeding_original`` (D12: the original seeds nothing)."""
+    return None if cfg.compat.seeding_original else cfg.seed
+
+
 def config_diff(config: Config, reference: Config) -> list[str]:
     """``key: reference -> value`` for every leaf where ``config`` differs from ``reference``."""
     ours = _flatten(OmegaConf.to_container(OmegaConf.structured(config), resolve=False))

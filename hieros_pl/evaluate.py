@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from hieros_pl.behavior.imagination import evaluation_mode
-from hieros_pl.config import Config, EnvConfig
+from hieros_pl.config import Config, EnvConfig, run_seed
 from hieros_pl.envs import EnvSpec, to_env_action
 from hieros_pl.hierarchy.hierarchy import ActCarry
 from hieros_pl.module import HierosModule
@@ -77,7 +77,7 @@ def run_episodes(
     spec: EnvSpec,
     episodes: int,
     mode: str,
-    seed: int,
+    seed: int | None,
     carry: ActCarry | None = None,
 ) -> tuple[list[float], list[int], ActCarry]:
     """Play until every env finished its share of ``episodes`` complete episodes.
@@ -125,10 +125,12 @@ def evaluate(
     """Build the eval envs, play, and close them. ``carry``: shared runtime state (D14 only)."""
     from hieros_pl.envs import env_spec, make_env
 
-    env = make_env(cfg.env, seed=cfg.seed + EVAL_SEED_OFFSET, num_envs=cfg.env.eval_num_envs)
+    seed = run_seed(cfg)
+    eval_seed = None if seed is None else seed + EVAL_SEED_OFFSET
+    env = make_env(cfg.env, seed=eval_seed, num_envs=cfg.env.eval_num_envs)
     try:
         returns, lengths, carry = run_episodes(
-            module, env, env_spec(env), episodes, mode, cfg.seed + EVAL_SEED_OFFSET, carry
+            module, env, env_spec(env), episodes, mode, eval_seed, carry
         )
     finally:
         env.close()

@@ -15,7 +15,14 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from hieros_pl.config import Config, ConfigError, config_diff, register_configs, to_config
+from hieros_pl.config import (
+    Config,
+    ConfigError,
+    config_diff,
+    register_configs,
+    run_seed,
+    to_config,
+)
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +94,7 @@ def build_datamodule(cfg: Config, module: Any, run_dir: Path) -> Any:
                 cfg.replay,
                 fields,
                 num_envs=cfg.env.num_envs,
-                seed=cfg.seed + 7919 * spec.level,
+                seed=replay_seed(cfg, spec.level),
                 directory=run_dir / "replay" / f"level{spec.level}",
                 etbs_scale_by_capacity=cfg.compat.etbs_scaling_original,
             )
@@ -124,12 +131,19 @@ def build_loggers(cfg: Config, run_dir: Path) -> list[Any]:
     return loggers
 
 
+def replay_seed(cfg: Config, level: int) -> int:
+    """Level i's sampler seed; the original gives every sampler the fixed seed 0 (D12)."""
+    seed = run_seed(cfg)
+    return 0 if seed is None else seed + 7919 * level
+
+
 def seed_everything(cfg: Config) -> None:
-    if cfg.compat.seeding_original:
+    seed = run_seed(cfg)
+    if seed is None:
         return
     import lightning.pytorch as pl
 
-    pl.seed_everything(cfg.seed, workers=True, verbose=False)
+    pl.seed_everything(seed, workers=True, verbose=False)
 
 
 def finished_steps(checkpoint: Path) -> int:
@@ -159,7 +173,7 @@ def run(cfg: Config, extra_callbacks: list[Any] | None = None) -> Any:
     seed_everything(cfg)
     if cfg.trainer.threads > 0:
         torch.set_num_threads(cfg.trainer.threads)
-    env = make_env(cfg.env, seed=cfg.seed)
+    env = make_env(cfg.env, seed=run_seed(cfg))
     spec = env_spec(env)
     from hieros_pl.module import HierosModule
 
@@ -168,12 +182,11 @@ def run(cfg: Config, extra_callbacks: list[Any] | None = None) -> Any:
     env_loop = EnvLoop(
         env,
         spec,
-        seed=cfg.seed,
+        seed=run_seed(cfg),
         budget=cfg.env_steps,
         train_ratio=cfg.train_ratio,
         terminal_flag_original=cfg.compat.terminal_flag_original,
         policy_exceptions_original=cfg.compat.policy_exceptions_original,
-        seeding_original=cfg.compat.seeding_original,
     )
     callbacks = [
         env_loop,

@@ -16,9 +16,9 @@ import pytest
 import torch
 from lightning.pytorch.plugins.precision import MixedPrecision
 
-from hieros_pl.config import ConfigError
+from hieros_pl.config import ConfigError, run_seed
 from hieros_pl.module import HierosModule, NonFiniteLossError
-from hieros_pl.train import load_run_config, run, save_run_config
+from hieros_pl.train import load_run_config, replay_seed, run, save_run_config
 from hieros_pl.world_models.world_model import WorldModel
 from tests.conftest import compose
 
@@ -193,3 +193,11 @@ def test_gradients_are_clipped_and_reported_after_amp_unscaling(tmp_path: Path) 
     assert len(spy.pairs) >= 5
     for reported, unscaled in spy.pairs:
         assert reported == pytest.approx(unscaled, rel=1e-4)
+
+
+def test_seeding_original_gives_every_replay_sampler_seed_zero() -> None:
+    ours = compose("seed=5")
+    original = compose("seed=5", "compat=original")
+    assert [replay_seed(ours, level) for level in (0, 1)] == [5, 5 + 7919]
+    assert [replay_seed(original, level) for level in (0, 1)] == [0, 0]
+    assert run_seed(ours) == 5 and run_seed(original) is None

@@ -58,12 +58,11 @@ class EnvLoop(pl.Callback):
         self,
         env: gymnasium.vector.VectorEnv,
         spec: EnvSpec,
-        seed: int,
+        seed: int | None,
         budget: int,
         train_ratio: float,
         terminal_flag_original: bool = False,
         policy_exceptions_original: bool = False,
-        seeding_original: bool = False,
     ) -> None:
         self.env = env
         self.spec = spec
@@ -72,7 +71,6 @@ class EnvLoop(pl.Callback):
         self.train_ratio = train_ratio
         self.terminal_flag_original = terminal_flag_original
         self.policy_exceptions_original = policy_exceptions_original
-        self.seeding_original = seeding_original
         self.num_envs = env.num_envs
         self.owed_steps = 0.0
         self.resets = 0
@@ -135,7 +133,7 @@ class EnvLoop(pl.Callback):
 
     def _reset_envs(self, module: HierosModule) -> None:
         """Start fresh episodes (also after a resume: the interrupted episode is closed)."""
-        seed = None if self.seeding_original else self.seed + 1000 * self.resets
+        seed = None if self.seed is None else self.seed + 1000 * self.resets
         self.resets += 1
         obs, _ = self.env.reset(seed=seed)
         E = self.num_envs

@@ -53,10 +53,11 @@ class SeedOnFirstReset(gymnasium.Wrapper[Any, Any, Any, Any]):
         return self.env.reset(seed=seed, options=options)
 
 
-def make_env(cfg: EnvConfig, seed: int, num_envs: int | None = None) -> SyncVectorEnv:
+def make_env(cfg: EnvConfig, seed: int | None, num_envs: int | None = None) -> SyncVectorEnv:
     """Build ``num_envs`` (default ``cfg.num_envs``) envs of ``cfg.kind`` in a SyncVectorEnv.
 
-    Env i is seeded with ``seed + i`` at its first reset. The vector env uses gymnasium's
+    Env i is seeded with ``seed + i`` at its first reset; ``seed=None`` leaves every env and
+    action space to OS entropy (``compat.seeding_original``, D12). The vector env uses gymnasium's
     NEXT_STEP autoreset: after a done step the next ``step`` ignores the action and returns the
     first observation of a new episode with reward 0. Observations are uint8 [Himg, Wimg, C]
     images or float32 [O] vectors; continuous actions are in [-1, 1].
@@ -75,12 +76,15 @@ def make_env(cfg: EnvConfig, seed: int, num_envs: int | None = None) -> SyncVect
     build = ENV_BUILDERS[cfg.kind]
 
     def builder(index: int) -> Callable[[], gymnasium.Env[Any, Any]]:
+        if seed is None:
+            return lambda: build(cfg)
         return lambda: SeedOnFirstReset(build(cfg), seed + index)
 
     env = SyncVectorEnv(
         [builder(index) for index in range(count)], autoreset_mode=AutoresetMode.NEXT_STEP
     )
-    env.action_space.seed(seed)
+    if seed is not None:
+        env.action_space.seed(seed)
     return env
 
 

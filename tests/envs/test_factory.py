@@ -115,6 +115,14 @@ def test_env_i_is_seeded_with_seed_plus_i() -> None:
     assert not np.array_equal(pair[0], pair[1])
 
 
+def test_seed_none_leaves_the_envs_unseeded() -> None:
+    # compat.seeding_original (D12): two unseeded builds start 8 balls in 8 random columns each;
+    # equal starts by chance have probability 8^-8.
+    config = EnvConfig(kind="catch", action_repeat=1, vector_obs=True, grid_size=8)
+    first = [make_env(config, seed=None, num_envs=8).reset()[0] for _ in range(2)]
+    assert not np.array_equal(first[0], first[1])
+
+
 def test_next_step_autoreset_returns_a_first_observation_with_zero_reward() -> None:
     env = make_env(EnvConfig(kind="catch", action_repeat=1, vector_obs=True, grid_size=4), seed=0)
     env.reset()
