@@ -246,7 +246,7 @@ class HierosModule(pl.LightningModule):
         is_terminal: Tensor,
         carry: ActCarry,
         mode: str,
-    ) -> tuple[Tensor, ActCarry, list[LevelRecord]]:
+    ) -> tuple[Tensor, ActCarry, list[LevelRecord | None]]:
         """The policy of the whole hierarchy for one env step (see Hierarchy.act), in eval mode.
 
         Callers that act many times in a row wrap the loop in ``evaluation_mode(module)`` so the

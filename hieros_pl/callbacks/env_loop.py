@@ -194,7 +194,8 @@ class EnvLoop(pl.Callback):
             log.error("exception in the policy (counted):\n%s", traceback.format_exc())
             return self._previous_action_one_hot()
         for level, record in enumerate(records):
-            self._write(module, level, record)
+            if record is not None:
+                self._write(module, level, record)
         return action.float().cpu().numpy()
 
     def _previous_action_one_hot(self) -> np.ndarray:

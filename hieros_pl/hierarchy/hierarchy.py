@@ -171,11 +171,12 @@ class Hierarchy(nn.Module):
         carry: ActCarry,
         mode: str,
         active_levels: int,
-    ) -> tuple[Tensor, ActCarry, list[LevelRecord]]:
+    ) -> tuple[Tensor, ActCarry, list[LevelRecord | None]]:
         """Choose the env action for o_t and the replay row of every due level.
 
         ``mode``: train (sample, emit rows), sample (sample, no rows), greedy (mode, no rows).
-        Returns the level-0 action [E, A], the new carry, and one LevelRecord per level.
+        Returns the level-0 action [E, A], the new carry, and per level a LevelRecord, or None
+        where no env acts at that level on this step (its actor does not run then).
         """
         # obs: [E, *obs_shape]   reward: [E] float32   is_first/is_last/is_terminal: [E] bool
         E = obs.shape[0]
@@ -271,11 +272,13 @@ class Hierarchy(nn.Module):
         is_last: Tensor,
         is_terminal: Tensor,
         mode: str,
-    ) -> list[LevelRecord]:
+    ) -> list[LevelRecord | None]:
         records: list[LevelRecord | None] = [None] * len(levels)
         subactors = self.levels
         for index in reversed(range(len(levels))):
             subactor, level, mask = subactors[index], levels[index], due[index]
+            if not bool(mask.any()):
+                continue  # no env acts at this level on this step: nothing to decide or store
             goal = self._current_goal(subactor, level)
             action = self._choose_action(subactor, level, goal, mode)
             level.prev_action = torch.where(mask[:, None], action, level.prev_action)
@@ -299,7 +302,7 @@ class Hierarchy(nn.Module):
                 subgoal_code=level.goal_code,
             )
             level.reward_sum = torch.where(mask, 0.0, level.reward_sum)
-        return [record for record in records if record is not None]
+        return records
 
     def _current_goal(self, subactor: Subactor, level: LevelCarry) -> Tensor:
         """g̃: the code from above decoded into this level's symlog(deter) space."""

@@ -20,7 +20,7 @@ def _hierarchy(cfg: Config) -> Hierarchy:
 
 def _play(
     hierarchy: Hierarchy, rewards: list[float], last: int, steps: int, num_envs: int = 1
-) -> list[list[LevelRecord]]:
+) -> list[list[LevelRecord | None]]:
     """Act through an episode whose is_first is at 0 and is_last at ``last``; next one follows."""
     carry = hierarchy.initial_carry(num_envs, torch.device("cpu"))
     history = []
@@ -35,8 +35,19 @@ def _play(
     return history
 
 
-def _acting_steps(history: list[list[LevelRecord]], level: int) -> list[int]:
-    return [t for t, records in enumerate(history) if bool(records[level].mask[0])]
+def _stores(record: LevelRecord | None) -> bool:
+    """Whether env 0 stores a row (None: the level did not act at all on that step)."""
+    return record is not None and bool(record.mask[0])
+
+
+def _row(records: list[LevelRecord | None], level: int) -> LevelRecord:
+    record = records[level]
+    assert record is not None, f"level {level} did not act"
+    return record
+
+
+def _acting_steps(history: list[list[LevelRecord | None]], level: int) -> list[int]:
+    return [t for t, records in enumerate(history) if _stores(records[level])]
 
 
 def test_levels_act_on_their_grid_with_a_closing_step() -> None:
@@ -51,7 +62,7 @@ def test_one_first_and_one_last_row_per_episode_at_every_level() -> None:
     hierarchy = _hierarchy(compose("hierarchy=depth3"))
     history = _play(hierarchy, [0.0] * 39, last=38, steps=39)
     for level in range(3):
-        rows = [records[level] for records in history if bool(records[level].mask[0])]
+        rows = [_row(records, level) for records in history if _stores(records[level])]
         assert sum(int(row.is_first[0]) for row in rows) == 1
         assert sum(int(row.is_last[0]) for row in rows) == 1
         assert bool(rows[0].is_first[0]) and bool(rows[-1].is_last[0])
@@ -61,22 +72,22 @@ def test_higher_level_rewards_are_interval_means_including_the_terminal_step() -
     rewards = [float(t) for t in range(39)]
     hierarchy = _hierarchy(compose("hierarchy=depth3"))
     history = _play(hierarchy, rewards, last=38, steps=39)
-    level1 = {t: float(history[t][1].reward[0]) for t in _acting_steps(history, 1)}
+    level1 = {t: float(_row(history[t], 1).reward[0]) for t in _acting_steps(history, 1)}
     assert level1[0] == 0.0
     assert level1[4] == pytest.approx(sum(rewards[1:5]) / 4)
     assert level1[38] == pytest.approx(sum(rewards[37:39]) / 4)
-    level2 = {t: float(history[t][2].reward[0]) for t in _acting_steps(history, 2)}
+    level2 = {t: float(_row(history[t], 2).reward[0]) for t in _acting_steps(history, 2)}
     assert level2[16] == pytest.approx(sum(rewards[1:17]) / 16)
     assert level2[38] == pytest.approx(sum(rewards[33:39]) / 16)
-    assert float(history[38][0].reward[0]) == 38.0
+    assert float(_row(history[38], 0).reward[0]) == 38.0
 
 
 def test_terminal_reward_original_drops_the_last_reward() -> None:
     rewards = [1.0] * 39
     hierarchy = _hierarchy(compose("hierarchy=depth3", "compat.terminal_reward_original=true"))
     history = _play(hierarchy, rewards, last=38, steps=39)
-    assert float(history[38][0].reward[0]) == 0.0
-    assert float(history[38][1].reward[0]) == 0.0
+    assert float(_row(history[38], 0).reward[0]) == 0.0
+    assert float(_row(history[38], 1).reward[0]) == 0.0
 
 
 def test_original_grid_ignores_episode_boundaries() -> None:
@@ -91,11 +102,12 @@ def test_original_grid_ignores_episode_boundaries() -> None:
 def test_subgoal_code_of_level_above_reaches_level_below_rows() -> None:
     hierarchy = _hierarchy(compose("hierarchy=depth2"))
     history = _play(hierarchy, [0.0] * 12, last=30, steps=12)
-    code_from_above = history[4][1].action[0]
+    code_from_above = _row(history[4], 1).action[0]
     for t in range(4, 8):
-        assert torch.equal(history[t][0].subgoal_code[0], code_from_above)
+        assert torch.equal(_row(history[t], 0).subgoal_code[0], code_from_above)
+        assert (history[t][1] is None) == (t != 4)  # level 1 decides only on its grid
     assert float(code_from_above.sum()) == compose().hierarchy.subgoal_groups
-    assert history[0][1].obs.shape == (1, 4 * (8 * 8 + 64))
+    assert _row(history[0], 1).obs.shape == (1, 4 * (8 * 8 + 64))
 
 
 def test_inactive_levels_emit_no_rows() -> None:
@@ -106,7 +118,7 @@ def test_inactive_levels_emit_no_rows() -> None:
     _, _, records = hierarchy.act(
         obs, torch.zeros(2), flags[0], flags[1], flags[1], carry, "train", active_levels=1
     )
-    assert bool(records[0].mask.all()) and not bool(records[1].mask.any())
+    assert bool(_row(records, 0).mask.all()) and records[1] is None
 
 
 def test_greedy_and_sample_modes_emit_no_rows() -> None:
@@ -116,5 +128,5 @@ def test_greedy_and_sample_modes_emit_no_rows() -> None:
     first, last = torch.tensor([True]), torch.tensor([False])
     for mode in ("greedy", "sample"):
         action, _, records = hierarchy.act(obs, torch.zeros(1), first, last, last, carry, mode, 2)
-        assert not any(bool(record.mask.any()) for record in records)
+        assert not any(record is not None and bool(record.mask.any()) for record in records)
         assert action.shape == (1, ACTIONS) and float(action.sum()) == pytest.approx(1.0)
