@@ -84,6 +84,7 @@ def run_episodes(
 
     Each of the E envs contributes ceil(episodes / E) episodes, so short episodes are not
     over-represented; runtime state is separate from training and nothing is written to replay.
+    ``env`` comes from ``make_env``, whose episode statistics give each return and length.
     """
     E = env.num_envs
     quota = np.full(E, math.ceil(episodes / E))
@@ -94,8 +95,6 @@ def run_episodes(
     is_last = np.zeros(E, dtype=bool)
     terminal = np.zeros(E, dtype=bool)
     reward = np.zeros(E, dtype=np.float32)
-    running = np.zeros(E)
-    length = np.zeros(E, dtype=np.int64)
     returns: list[float] = []
     lengths: list[int] = []
     with evaluation_mode(module):  # once for all steps, not twice per step
@@ -106,15 +105,14 @@ def run_episodes(
             )
             action, carry, _ = module.act(obs_t, reward_t, first_t, last_t, terminal_t, carry, mode)
             env_action = to_env_action(action.cpu().numpy(), spec)
-            obs, reward, terminated, truncated, _ = env.step(env_action)
+            obs, reward, terminated, truncated, info = env.step(env_action)
             reward = np.asarray(reward, dtype=np.float32)
             is_first, is_last = is_last, np.asarray(terminated) | np.asarray(truncated)
             terminal = np.asarray(terminated)
-            running = np.where(is_first, 0.0, running + reward)
-            length = np.where(is_first, 0, length + 1)
-            for index in np.flatnonzero(is_last & (quota > 0)):
-                returns.append(float(running[index]))
-                lengths.append(int(length[index]))
+            ended = np.asarray(info.get("_episode", np.zeros(E, dtype=bool)))
+            for index in np.flatnonzero(ended & (quota > 0)):
+                returns.append(float(info["episode"]["r"][index]))
+                lengths.append(int(info["episode"]["l"][index]))
                 quota[index] -= 1
     return returns[:episodes], lengths[:episodes], carry
 

@@ -23,6 +23,7 @@ def test_eval_scores_a_trained_run(tmp_path: Path, capsys: pytest.CaptureFixture
     assert summary["episodes"] == 3 and len(summary["returns"]) == 3
     # Catch rewards are +1 or -1 per episode.
     assert all(value in (-1.0, 1.0) for value in summary["returns"])
+    assert summary["length_mean"] == cfg.env.grid_size - 1  # the ball lands after G - 1 steps
     assert summary["env_steps"] == 60
     assert summary["protocol"]["policy"] == "greedy"
 

@@ -40,6 +40,11 @@ def test_catch_run_stops_at_budget_and_writes_checkpoint_and_csv(tmp_path: Path)
     assert (tmp_path / "checkpoints" / "last.ckpt").exists()
     rows = _csv_rows(tmp_path)
     assert any(row.get("level0/wm/decoder") for row in rows)
+    episodes = [row for row in rows if row.get("episode/length")]
+    assert len(episodes) >= 10
+    for row in episodes:  # every catch episode: G - 1 steps, then +1 or -1
+        assert float(row["episode/length"]) == cfg.env.grid_size - 1
+        assert float(row["episode/score"]) in (-1.0, 1.0)
     assert max(float(row["env_steps"]) for row in rows if row.get("env_steps")) == 160
 
 

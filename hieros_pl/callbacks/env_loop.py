@@ -78,8 +78,6 @@ class EnvLoop(pl.Callback):
         self.carry: ActCarry | None = None
         self.current: EnvObservation | None = None
         self.last_env_action: np.ndarray | None = None
-        self.episode_return = np.zeros(self.num_envs)
-        self.episode_length = np.zeros(self.num_envs, dtype=np.int64)
         self.finished: list[tuple[int, float, int]] = []
         self.recent_finished: deque[tuple[int, float]] = deque()
 
@@ -145,8 +143,6 @@ class EnvLoop(pl.Callback):
             is_terminal=np.zeros(E, dtype=bool),
         )
         self.carry = module.hierarchy.initial_carry(E, module.device)
-        self.episode_return[:] = 0.0
-        self.episode_length[:] = 0
 
     def _env_step(self, module: HierosModule, datamodule: ReplayDataModule) -> None:
         """Policy on o_t, replay rows of every due level, then the env executes a_t."""
@@ -154,7 +150,7 @@ class EnvLoop(pl.Callback):
         action = self._policy(module)
         env_action = to_env_action(action, self.spec)
         self.last_env_action = env_action
-        obs, reward, terminated, truncated, _ = self.env.step(env_action)
+        obs, reward, terminated, truncated, info = self.env.step(env_action)
         module.count_env_steps(self.num_envs)
         previous = self.current
         is_last = np.asarray(terminated) | np.asarray(truncated)
@@ -165,7 +161,7 @@ class EnvLoop(pl.Callback):
             is_last=is_last,
             is_terminal=is_last.copy() if self.terminal_flag_original else np.asarray(terminated),
         )
-        self._track_episodes(int(module.env_steps))
+        self._record_episodes(info, int(module.env_steps))
 
     def _policy(self, module: HierosModule) -> np.ndarray:
         """Level-0 action [E, A] for the current observation; writes every level's replay row."""
@@ -224,17 +220,13 @@ class EnvLoop(pl.Callback):
     # ------------------------------------------------------------------------------------------
     # episodes
 
-    def _track_episodes(self, env_steps: int) -> None:
-        assert self.current is not None
-        current = self.current
-        fresh = current.is_first
-        self.episode_return = np.where(fresh, 0.0, self.episode_return + current.reward)
-        self.episode_length = np.where(fresh, 0, self.episode_length + 1)
-        for index in np.flatnonzero(current.is_last):
+    def _record_episodes(self, info: dict[str, Any], env_steps: int) -> None:
+        """Episodes that ended on this step, from gymnasium's RecordEpisodeStatistics."""
+        for index in np.flatnonzero(info.get("_episode", ())):
             episode = (
                 env_steps,
-                float(self.episode_return[index]),
-                int(self.episode_length[index]),
+                float(info["episode"]["r"][index]),
+                int(info["episode"]["l"][index]),
             )
             self.finished.append(episode)
             self.recent_finished.append(episode[:2])

@@ -11,6 +11,7 @@ import gymnasium
 import numpy as np
 from gymnasium import spaces
 from gymnasium.vector import AutoresetMode, SyncVectorEnv, VectorEnv
+from gymnasium.wrappers.vector import RecordEpisodeStatistics
 
 from hieros_pl.config import EnvConfig
 from hieros_pl.envs.atari import make_atari100k
@@ -53,8 +54,11 @@ class SeedOnFirstReset(gymnasium.Wrapper[Any, Any, Any, Any]):
         return self.env.reset(seed=seed, options=options)
 
 
-def make_env(cfg: EnvConfig, seed: int | None, num_envs: int | None = None) -> SyncVectorEnv:
+def make_env(cfg: EnvConfig, seed: int | None, num_envs: int | None = None) -> VectorEnv:
     """Build ``num_envs`` (default ``cfg.num_envs``) envs of ``cfg.kind`` in a SyncVectorEnv.
+
+    Wrapped in gymnasium's ``RecordEpisodeStatistics``: the step that ends an episode reports its
+    return and length in ``info["episode"]`` (``info["_episode"]`` marks the envs).
 
     Env i is seeded with ``seed + i`` at its first reset; ``seed=None`` leaves every env and
     action space to OS entropy (``compat.seeding_original``, D12). The vector env uses gymnasium's
@@ -85,7 +89,7 @@ def make_env(cfg: EnvConfig, seed: int | None, num_envs: int | None = None) -> S
     )
     if seed is not None:
         env.action_space.seed(seed)
-    return env
+    return RecordEpisodeStatistics(env)
 
 
 def env_spec(env: VectorEnv) -> EnvSpec:

@@ -7,7 +7,7 @@ import dataclasses
 import cv2
 import numpy as np
 import pytest
-from gymnasium.vector import SyncVectorEnv
+from gymnasium.vector import SyncVectorEnv, VectorEnv
 
 from hieros_pl.config import EnvConfig
 from hieros_pl.envs import ATARI100K_GAMES, env_spec, make_env, to_env_action
@@ -24,9 +24,11 @@ def pong() -> EnvConfig:
     return compose("env=atari100k", "env.game=pong", "env.image_size=64").env
 
 
-def atari_of(env: SyncVectorEnv) -> Atari100k:
+def atari_of(env: VectorEnv) -> Atari100k:
     """The Atari100k wrapper of env 0 (inside the seeding wrapper of make_env)."""
-    seeding = env.envs[0]
+    vector = env.unwrapped
+    assert isinstance(vector, SyncVectorEnv)
+    seeding = vector.envs[0]
     assert isinstance(seeding, SeedOnFirstReset) and isinstance(seeding.env, Atari100k)
     return seeding.env
 

@@ -9,6 +9,7 @@ from typing import Any
 import gymnasium
 import numpy as np
 import pytest
+from gymnasium.vector import SyncVectorEnv
 
 from hieros_pl.config import EnvConfig
 from hieros_pl.envs import EnvSpec, env_spec, make_env, to_env_action
@@ -40,7 +41,9 @@ def test_pendulum_actions_in_minus_one_one_are_rescaled(gym_config: EnvConfig) -
     assert spec == EnvSpec(obs_shape=(3,), obs_is_image=False, action_dim=1, discrete=False)
     assert env.single_action_space == gymnasium.spaces.Box(-1.0, 1.0, (1,), np.float32)
     env.reset()
-    pendulum = env.envs[0].unwrapped
+    vector = env.unwrapped
+    assert isinstance(vector, SyncVectorEnv)
+    pendulum = vector.envs[0].unwrapped
     assert pendulum.action_space.high.tolist() == [2.0]  # type: ignore[attr-defined]
     env.step(to_env_action(np.array([[0.5]], np.float32), spec))
     assert pendulum.last_u == pytest.approx(1.0)  # type: ignore[attr-defined]
