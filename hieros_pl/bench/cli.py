@@ -24,6 +24,7 @@ SUITES: dict[str, tuple[str, str]] = {
     "s5": ("hieros_pl.bench.s5", "bench_s5"),
     "world_model": ("hieros_pl.bench.world_model", "bench_world_model"),
     "agent": ("hieros_pl.bench.agent", "bench_agent"),
+    "policy": ("hieros_pl.bench.agent", "bench_policy"),
     "evaluation": ("hieros_pl.bench.evaluation", "bench_evaluation"),
     "run": ("hieros_pl.bench.run", "bench_run"),
 }

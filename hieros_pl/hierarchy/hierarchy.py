@@ -43,6 +43,9 @@ class LevelCarry:
     """[E, A] action chosen at this level's last acting step."""
     goal_code: Tensor
     """[E, Gc] subgoal code received from the level above (width 0 at the top)."""
+    goal: Tensor
+    """[E, h] g̃: goal_code decoded when it was handed down (width 0 at the top); the code
+    changes only when the level above acts, so it is decoded then, not on every step."""
     reward_sum: Tensor
     """[E] float32 accumulated r_env / K**i since this level last acted."""
     fifo: Tensor
@@ -149,6 +152,7 @@ class Hierarchy(nn.Module):
                     latent=subactor.world_model.initial(num_envs, device),
                     prev_action=torch.zeros(num_envs, spec.action_dim, device=device),
                     goal_code=torch.zeros(num_envs, spec.goal_code_dim, device=device),
+                    goal=self._decoded_zero_goal(subactor, num_envs, device),
                     reward_sum=torch.zeros(num_envs, device=device),
                     fifo=torch.zeros(num_envs, self.fifo_len, fifo_width, device=device),
                     fifo_empty=torch.ones(num_envs, dtype=torch.bool, device=device),
@@ -156,6 +160,20 @@ class Hierarchy(nn.Module):
             )
         episode_step = torch.zeros(num_envs, dtype=torch.long, device=device)
         return ActCarry(levels=levels, episode_step=episode_step, acting_step=0)
+
+    @torch.no_grad()
+    def _decoded_zero_goal(self, subactor: Subactor, num_envs: int, device: torch.device) -> Tensor:
+        """g̃ of the all-zero code a level holds before the level above first acts."""
+        # -> [E, h] float32, or [E, 0] at the top level
+        code = torch.zeros(num_envs, subactor.spec.goal_code_dim, device=device)
+        return self._decode(subactor, code)
+
+    def _decode(self, subactor: Subactor, code: Tensor) -> Tensor:
+        """g̃ for a code: the level's subgoal decoder, or width 0 at the top level."""
+        # code: [E, Gc] -> [E, h] | [E, 0]
+        if subactor.spec.goal_code_dim == 0:
+            return code[:, :0]
+        return subactor.decode_goal(code)
 
     # ------------------------------------------------------------------------------------------
     # acting
@@ -214,10 +232,12 @@ class Hierarchy(nn.Module):
         """compat.higher_level_episodes_original: multiply every carried state by 0 (D9 item 2)."""
         if not bool(episode_end.any()):
             return
-        for level in levels:
+        for subactor, level in zip(self.levels, levels):
             level.latent = level.latent.map(torch.zeros_like).where(episode_end, level.latent)
             level.prev_action = torch.where(episode_end[:, None], 0.0, level.prev_action)
             level.goal_code = torch.where(episode_end[:, None], 0.0, level.goal_code)
+            zero_goal = self._decoded_zero_goal(subactor, episode_end.shape[0], episode_end.device)
+            level.goal = torch.where(episode_end[:, None], zero_goal, level.goal)
 
     def _due_masks(
         self, episode_step: Tensor, acting_step: int, is_last: Tensor, active_levels: int
@@ -279,7 +299,7 @@ class Hierarchy(nn.Module):
             subactor, level, mask = subactors[index], levels[index], due[index]
             if not bool(mask.any()):
                 continue  # no env acts at this level on this step: nothing to decide or store
-            goal = self._current_goal(subactor, level)
+            goal = level.goal
             action = self._choose_action(subactor, level, goal, mode)
             level.prev_action = torch.where(mask[:, None], action, level.prev_action)
             if index > 0:
@@ -287,6 +307,8 @@ class Hierarchy(nn.Module):
                 # A closing step's output is discarded: the episode ends on this step anyway.
                 hands_down = mask & ~is_last
                 below.goal_code = torch.where(hands_down[:, None], action, below.goal_code)
+                decoded = self._decode(subactors[index - 1], action)
+                below.goal = torch.where(hands_down[:, None], decoded, below.goal)
             stored_reward = level.reward_sum
             if self.compat.terminal_reward_original:
                 stored_reward = torch.where(is_last | is_terminal, 0.0, stored_reward)
@@ -303,13 +325,6 @@ class Hierarchy(nn.Module):
             )
             level.reward_sum = torch.where(mask, 0.0, level.reward_sum)
         return records
-
-    def _current_goal(self, subactor: Subactor, level: LevelCarry) -> Tensor:
-        """g̃: the code from above decoded into this level's symlog(deter) space."""
-        # -> [E, h] float32, or [E, 0] at the top level
-        if subactor.spec.goal_code_dim == 0:
-            return level.goal_code[:, :0]
-        return subactor.decode_goal(level.goal_code)
 
     def _choose_action(
         self, subactor: Subactor, level: LevelCarry, goal: Tensor, mode: str
