@@ -36,4 +36,3 @@ class EpisodeBar:
 
     def close(self) -> None:
         self.bar.close()
-
