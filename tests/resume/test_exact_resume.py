@@ -16,7 +16,12 @@ from hieros_pl.preemption import Preempted
 from hieros_pl.train import run
 from tests.conftest import compose
 
-FAST = ("debug=fast", "callbacks.checkpoint_every=100000", "train_ratio=32", "logger.log_every=100000")
+FAST = (
+    "debug=fast",
+    "callbacks.checkpoint_every=100000",
+    "train_ratio=32",
+    "logger.log_every=100000",
+)
 
 
 class _Recorder(pl.Callback):
