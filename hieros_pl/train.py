@@ -16,7 +16,6 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-import torch
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
@@ -291,6 +290,8 @@ def _train(
     save_run_config(cfg, run_dir)
     seed_everything(cfg)
     if cfg.trainer.threads > 0:
+        import torch
+
         torch.set_num_threads(cfg.trainer.threads)
     spec = env_spec(env)
     module = HierosModule(cfg, spec.obs_shape, spec.obs_is_image, spec.action_dim, spec.discrete)
