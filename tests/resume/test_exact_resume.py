@@ -100,3 +100,23 @@ def test_interrupted_atari_run_equals_the_uninterrupted_one(tmp_path: Path) -> N
         "env.image_size=16",
         "world_model.cnn_minres=4",
     )
+
+
+def test_a_gym_id_resume_closes_the_interrupted_episode_with_an_is_last_row(
+    tmp_path: Path,
+) -> None:
+    overrides = (*FAST, "env=gym", "env.id=CartPole-v1", "hierarchy=depth1", f"run_dir={tmp_path}")
+    first = _Recorder(kill_at=40)
+    with pytest.raises(Preempted):
+        run(compose(*overrides, "env_steps=90"), extra_callbacks=[first])
+    saved = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)
+    written = int(saved["ReplayDataModule"]["buffers"][0]["steps_written"][0])
+    current = saved["callbacks"]["EnvLoop"]["current"]
+    assert saved["callbacks"]["EnvLoop"]["env"] is None  # not saveable
+    second = _Recorder()
+    run(compose(*overrides, "env_steps=90"), extra_callbacks=[second])
+    assert second.module is not None
+    rings = second.module.trainer.datamodule.buffers[0].rings  # type: ignore[attr-defined]
+    assert torch.equal(torch.from_numpy(rings["obs"][0, written]), current["obs"][0])
+    assert rings["is_last"][0, written] and not rings["is_terminal"][0, written]
+    assert rings["is_first"][0, written + 1]

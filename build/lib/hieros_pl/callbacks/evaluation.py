@@ -1,0 +1,109 @@
+"""Evaluation rollouts in a callback (not Lightning's validation loop: inference mode would
+break later autograd); scores are written to the loggers and to ``<run_dir>/eval/*.json``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as pl
+
+from hieros_pl.callbacks.env_loop import EnvLoop
+from hieros_pl.config import CallbacksConfig, Config
+from hieros_pl.evaluate import evaluate, game_of
+from hieros_pl.module import HierosModule
+
+
+class Evaluation(pl.Callback):
+    """Periodic greedy evaluation and the final protocol evaluation (ALGORITHM.md §10.2).
+
+    With ``compat.eval_protocol_original`` (D14): a single evaluation of ``eval_episodes`` at
+    ``eval_every`` that uses and mutates the training runtime state, and no final evaluation.
+    """
+
+    def __init__(self, cfg: Config, run_dir: str | Path, env_loop: EnvLoop | None) -> None:
+        self.cfg = cfg
+        self.env_loop = env_loop
+        self.original = cfg.compat.eval_protocol_original
+        self.settings: CallbacksConfig = cfg.callbacks
+        self.directory = Path(run_dir) / "eval"
+        self.next_eval = self.settings.eval_every
+
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        assert isinstance(pl_module, HierosModule)
+        every = self._every()
+        if every > 0:
+            self.next_eval = (int(pl_module.env_steps) // every + 1) * every
+
+    def on_train_batch_end(
+        self,
+        trainer: pl.Trainer,
+        pl_module: pl.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+    ) -> None:
+        assert isinstance(pl_module, HierosModule)
+        every = self._every()
+        if every > 0 and int(pl_module.env_steps) >= self.next_eval:
+            if self.original:
+                self.next_eval = self.cfg.env_steps + 1  # once, as in the original loop
+                self._run(
+                    trainer.loggers, pl_module, "original", self.settings.eval_episodes, ["greedy"]
+                )
+                return
+            self.next_eval += every
+            self._run(
+                trainer.loggers,
+                pl_module,
+                "periodic",
+                self.settings.periodic_eval_episodes,
+                ["greedy"],
+            )
+
+    def _every(self) -> int:
+        if self.original and self.settings.eval_every == 0:
+            # The original's loop evaluates once, at half of the Atari 100k budget (eval_every 2e5
+            # frames of 4e5).
+            return self.cfg.env_steps // 2
+        return self.settings.eval_every
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        assert isinstance(pl_module, HierosModule)
+        if self.final_missing(int(pl_module.env_steps)):
+            self.run_final(trainer.loggers, pl_module)
+
+    def final_missing(self, env_steps: int) -> bool:
+        """Whether a run at ``env_steps`` owes its final evaluation (a rerun runs it)."""
+        budget_reached = env_steps >= self.cfg.env_steps
+        wanted = self.settings.final_eval and budget_reached and not self.original
+        return wanted and not (self.directory / f"final_{env_steps}.json").exists()
+
+    def run_final(self, loggers: list[Any], module: HierosModule) -> None:
+        """The final protocol evaluation: greedy and sampled, ``eval_episodes`` each."""
+        self._run(loggers, module, "final", self.settings.eval_episodes, ["greedy", "sample"])
+
+    def _run(
+        self, loggers: list[Any], module: HierosModule, name: str, episodes: int, modes: list[str]
+    ) -> None:
+        game = game_of(self.cfg)
+        summaries = {}
+        for mode in modes:
+            shared = self.env_loop.carry if self.original and self.env_loop else None
+            result, carry = evaluate(module, self.cfg, episodes, mode, shared)
+            if self.original and self.env_loop:
+                self.env_loop.carry = carry
+            summary = result.summary(game)
+            summaries[mode] = summary
+            metrics = {
+                f"eval/{mode}/return_mean": summary["return_mean"],
+                f"eval/{mode}/return_std": summary["return_std"],
+            }
+            if "human_normalized_score" in summary:
+                metrics[f"eval/{mode}/hns"] = summary["human_normalized_score"]
+            for logger in loggers:
+                logger.log_metrics(metrics, step=int(module.env_steps))
+        self.directory.mkdir(parents=True, exist_ok=True)
+        path = self.directory / f"{name}_{int(module.env_steps)}.json"
+        path.write_text(json.dumps(summaries, indent=2))
