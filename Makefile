@@ -40,7 +40,6 @@ wheel-check: venv
 	set -e; outside=$$(mktemp -d); \
 	$(PY) -m pip wheel --quiet --no-deps -w $$outside/dist . ; \
 	python3 -m venv $$outside/venv; \
-	$$outside/venv/bin/python -m pip install --quiet --upgrade pip; \
 	$$outside/venv/bin/python -m pip install --quiet $(TORCH_PIN); \
 	$$outside/venv/bin/python -m pip install --quiet $$outside/dist/hieros_pl-*.whl; \
 	cd $$outside; \
