@@ -120,3 +120,28 @@ def test_a_gym_id_resume_closes_the_interrupted_episode_with_an_is_last_row(
     assert torch.equal(torch.from_numpy(rings["obs"][0, written]), current["obs"][0])
     assert rings["is_last"][0, written] and not rings["is_terminal"][0, written]
     assert rings["is_first"][0, written + 1]
+
+
+def test_a_signal_during_the_prefill_checkpoints_it_and_the_rerun_finishes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from hieros_pl.callbacks.env_loop import EnvLoop
+
+    original = EnvLoop._env_step
+    calls = []
+
+    def step_then_signal(self: EnvLoop, module: Any, datamodule: Any) -> None:
+        original(self, module, datamodule)
+        calls.append(1)
+        if len(calls) == 10:
+            os.kill(os.getpid(), signal.SIGUSR1)
+
+    monkeypatch.setattr(EnvLoop, "_env_step", step_then_signal)
+    cfg = compose(*FAST, "hierarchy=depth1", "env_steps=60", f"run_dir={tmp_path}")
+    with pytest.raises(Preempted):
+        run(cfg)
+    saved = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)
+    assert int(saved["state_dict"]["env_steps"]) == 10  # prefill needs B + T - 1 = 23 steps
+    assert int(saved["state_dict"]["train_calls"]) == 0
+    module = run(cfg)
+    assert int(module.env_steps) == 60 and int(module.train_calls) > 0
