@@ -10,6 +10,7 @@ import argparse
 import json
 import math
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from hieros_pl.behavior.imagination import evaluation_mode
 from hieros_pl.config import Config, EnvConfig, run_seed
 from hieros_pl.envs import EnvSpec, to_env_action
 from hieros_pl.errors import cli_boundary
+from hieros_pl.evaluation_progress import EpisodeBar
 from hieros_pl.hierarchy.hierarchy import ActCarry
 from hieros_pl.module import HierosModule
 
@@ -71,6 +73,25 @@ def protocol(env: EnvConfig, mode: str) -> dict[str, Any]:
     return described
 
 
+def episode_quotas(episodes: int, num_envs: int) -> np.ndarray:
+    """Episodes each of E envs contributes: fixed before playing, summing to ``episodes``.
+
+    A quota fixed in advance keeps the mean unbiased: counting the first N episodes to finish
+    across envs would favour short episodes.
+    """
+    # -> [E] int64
+    if episodes < 1 or num_envs < 1:
+        raise ValueError(f"need episodes >= 1 and envs >= 1, got {episodes} and {num_envs}")
+    quota = np.full(num_envs, episodes // num_envs, dtype=np.int64)
+    quota[: episodes % num_envs] += 1
+    return quota
+
+
+def eval_env_count(episodes: int, eval_num_envs: int) -> int:
+    """Evaluation envs to build: ``env.eval_num_envs``, but never more than the episodes."""
+    return max(1, min(episodes, eval_num_envs))
+
+
 @torch.no_grad()
 def run_episodes(
     module: HierosModule,
@@ -80,15 +101,17 @@ def run_episodes(
     mode: str,
     seed: int | None,
     carry: ActCarry | None = None,
+    on_episode: Callable[[float], None] | None = None,
 ) -> tuple[list[float], list[int], ActCarry]:
-    """Play until every env finished its share of ``episodes`` complete episodes.
+    """Play until every env finished its quota of complete episodes (``episode_quotas``).
 
-    Each of the E envs contributes ceil(episodes / E) episodes, so short episodes are not
-    over-represented; runtime state is separate from training and nothing is written to replay.
-    ``env`` comes from ``make_env``, whose episode statistics give each return and length.
+    The E envs act as one batch; each contributes a share of ``episodes`` fixed in advance, so
+    short episodes are not over-represented. Runtime state is separate from training and nothing
+    is written to replay. ``env`` comes from ``make_env``, whose episode statistics give each
+    return and length; ``on_episode`` is called with each counted return (progress display).
     """
     E = env.num_envs
-    quota = np.full(E, math.ceil(episodes / E))
+    quota = episode_quotas(episodes, E)
     obs, _ = env.reset(seed=seed)
     if carry is None:
         carry = module.hierarchy.initial_carry(E, module.device)
@@ -115,23 +138,39 @@ def run_episodes(
                 returns.append(float(info["episode"]["r"][index]))
                 lengths.append(int(info["episode"]["l"][index]))
                 quota[index] -= 1
-    return returns[:episodes], lengths[:episodes], carry
+                if on_episode is not None:
+                    on_episode(returns[-1])
+    return returns, lengths, carry
 
 
 def evaluate(
-    module: HierosModule, cfg: Config, episodes: int, mode: str, carry: ActCarry | None = None
+    module: HierosModule,
+    cfg: Config,
+    episodes: int,
+    mode: str,
+    carry: ActCarry | None = None,
+    show_progress: bool = True,
 ) -> tuple[EvalResult, ActCarry]:
-    """Build the eval envs, play, and close them. ``carry``: shared runtime state (D14 only)."""
+    """Build the eval envs, play, and close them. ``carry``: shared runtime state (D14 only).
+
+    ``min(env.eval_num_envs, episodes)`` envs play as one batch; a bar counts the episodes.
+    """
     from hieros_pl.envs import env_spec, make_env
 
     seed = run_seed(cfg)
     eval_seed = None if seed is None else seed + EVAL_SEED_OFFSET
-    env = make_env(cfg.env, seed=eval_seed, num_envs=cfg.env.eval_num_envs)
+    # D14's shared runtime state has the training env count; the protocol's envs are batched.
+    count = (
+        cfg.env.num_envs if carry is not None else eval_env_count(episodes, cfg.env.eval_num_envs)
+    )
+    env = make_env(cfg.env, seed=eval_seed, num_envs=count)
+    bar = EpisodeBar(episodes, f"eval {mode}", show_progress)
     try:
         returns, lengths, carry = run_episodes(
-            module, env, env_spec(env), episodes, mode, eval_seed, carry
+            module, env, env_spec(env), episodes, mode, eval_seed, carry, bar.on_episode
         )
     finally:
+        bar.close()
         env.close()
     described = protocol(cfg.env, mode)
     if cfg.compat.eval_protocol_original:

@@ -8,6 +8,8 @@ is complex64 and the S5 maths runs in float32 even inside an autocast region.
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
 from functools import partial
 from typing import cast
 
@@ -27,6 +29,16 @@ ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
 LAYER_NORM_EPS = 1e-5
 
 
+def float32_region(device_type: str) -> AbstractContextManager[object]:
+    """Autocast switched off for the S5 maths; a plain context when autocast is not on.
+
+    Entering an autocast context costs tens of microseconds, a visible share of one acting step.
+    """
+    if torch.is_autocast_enabled(device_type):
+        return torch.autocast(device_type=device_type, enabled=False)
+    return nullcontext()
+
+
 def discretize_zoh(Lambda: Tensor, log_step: Tensor) -> tuple[Tensor, Tensor]:
     """Zero-order hold: Λ̄ = exp(Λ Δ) and the row scale (Λ̄ - 1)/Λ, with Δ = exp(log Δ).
 
@@ -38,22 +50,53 @@ def discretize_zoh(Lambda: Tensor, log_step: Tensor) -> tuple[Tensor, Tensor]:
     return Lambda_bar, (Lambda_bar - 1) / Lambda
 
 
+def input_rows(input_matrix: Tensor) -> Tensor:
+    """B̄ as real rows (Re row p, Im row p, ...), so that B̄ u is one real matmul."""
+    # input_matrix: [P, D] complex64 -> [2P, D] float32
+    P, D = input_matrix.shape
+    return torch.view_as_real(input_matrix).transpose(1, 2).reshape(2 * P, D)
+
+
+def output_pairs(output_matrix: Tensor) -> Tensor:
+    """conj(C̃) as real (Re, Im) column pairs, so that Re(C̃ x) is one real matmul."""
+    # output_matrix: [D, P] complex64 -> [D, 2P] float32
+    return torch.view_as_real(output_matrix.conj_physical()).flatten(-2)
+
+
+def apply_input_rows(rows: Tensor, u: Tensor) -> Tensor:
+    """B̄ u from the rows of :func:`input_rows`."""
+    # rows: [2P, D] float32   u: [..., D] float32 -> [..., P] complex64
+    return torch.view_as_complex(F.linear(u, rows).unflatten(-1, (rows.shape[0] // 2, 2)))
+
+
+def apply_output_pairs(pairs: Tensor, skip_weight: Tensor, states: Tensor, u: Tensor) -> Tensor:
+    """y = Re(C̃ x) + D_skip ⊙ u from the pairs of :func:`output_pairs`."""
+    # pairs: [D, 2P] float32   skip_weight: [D]   states: [..., P] complex64   u: [..., D]
+    # -> y: [..., D] float32
+    return F.linear(torch.view_as_real(states).flatten(-2), pairs) + skip_weight * u
+
+
 def ssm_inputs(input_matrix: Tensor, u: Tensor) -> Tensor:
     """B̄ u for real u, as one real matmul against the stacked real and imaginary rows of B̄."""
     # input_matrix: [P, D] complex64   u: [..., D] float32   -> [..., P] complex64
-    P, D = input_matrix.shape
-    stacked_rows = torch.view_as_real(input_matrix).transpose(1, 2).reshape(2 * P, D)
-    pairs = F.linear(u, stacked_rows).unflatten(-1, (P, 2))
-    return torch.view_as_complex(pairs)
+    return apply_input_rows(input_rows(input_matrix), u)
 
 
 def ssm_outputs(output_matrix: Tensor, skip_weight: Tensor, states: Tensor, u: Tensor) -> Tensor:
     """y = Re(C̃ x) + D_skip ⊙ u, with Re(C̃ x) = C_re x_re - C_im x_im as one real matmul."""
     # output_matrix: [D, P] complex64   skip_weight: [D] float32   states: [..., P] complex64
     # u: [..., D] float32   -> y: [..., D] float32
-    conjugate_pairs = torch.view_as_real(output_matrix.conj_physical()).flatten(-2)
-    state_pairs = torch.view_as_real(states).flatten(-2)
-    return F.linear(state_pairs, conjugate_pairs) + skip_weight * u
+    return apply_output_pairs(output_pairs(output_matrix), skip_weight, states, u)
+
+
+@dataclass(frozen=True)
+class StepMatrices:
+    """What one recurrence step needs, in the layout its matmuls use."""
+
+    Lambda_bar: Tensor  # [P] complex64
+    input_rows: Tensor  # [2P, D] float32
+    output_pairs: Tensor  # [D, 2P] float32
+    skip_weight: Tensor  # [D] float32
 
 
 def _check_sequence(
@@ -100,6 +143,10 @@ class S5SSM(nn.Module):
         self.output_matrix = nn.Parameter(initial.output_matrix)
         self.skip_weight = nn.Parameter(initial.skip_weight)
         self.log_step = nn.Parameter(initial.log_step)
+        # Memo of the step matrices for no-grad steps (acting, REINFORCE imagination), keyed by
+        # the parameters' version counters and storages: an optimiser step, load_state_dict or a
+        # device move changes the key, so a stale entry is never used.
+        self._step_memo: tuple[tuple[tuple[int, int], ...], StepMatrices] | None = None
 
     def discretized(self) -> tuple[Tensor, Tensor, Tensor]:
         """(Λ̄, B̄, C̃) from the parameters, computed once per forward or step call."""
@@ -108,6 +155,35 @@ class S5SSM(nn.Module):
         Lambda_bar, B_scale = discretize_zoh(Lambda, self.log_step.float())
         input_matrix = B_scale[:, None] * torch.view_as_complex(self.input_matrix.float())
         return Lambda_bar, input_matrix, torch.view_as_complex(self.output_matrix.float())
+
+    def step_matrices(self) -> StepMatrices:
+        """The step matrices from the parameters; memoised while gradients are off.
+
+        With gradients on the result is built afresh (it must carry the graph); without, it is
+        rebuilt only after a parameter changed. ``discretized`` is the slow reference.
+        """
+        if torch.is_grad_enabled():
+            return self._build_step_matrices()
+        parameters = (
+            self.eigenvalues,
+            self.input_matrix,
+            self.output_matrix,
+            self.skip_weight,
+            self.log_step,
+        )
+        key = tuple((p._version, p.data_ptr()) for p in parameters)
+        if self._step_memo is None or self._step_memo[0] != key:
+            self._step_memo = (key, self._build_step_matrices())
+        return self._step_memo[1]
+
+    def _build_step_matrices(self) -> StepMatrices:
+        Lambda_bar, input_matrix, output_matrix = self.discretized()
+        return StepMatrices(
+            Lambda_bar,
+            input_rows(input_matrix),
+            output_pairs(output_matrix),
+            self.skip_weight.float(),
+        )
 
     def forward(
         self, u: Tensor, reset: Tensor, state: Tensor | None = None, scan: str = "parallel"
@@ -120,7 +196,7 @@ class S5SSM(nn.Module):
         # -> y: [B, T, D] float32, states: [B, T, P] complex64
         _check_sequence(u, reset, state, self.model_dim, (self.state_dim,))
         T = u.shape[1]
-        with torch.autocast(device_type=u.device.type, enabled=False):
+        with float32_region(u.device.type):
             u = u.float()
             Lambda_bar, input_matrix, output_matrix = self.discretized()
             inputs = ssm_inputs(input_matrix, u)
@@ -134,12 +210,12 @@ class S5SSM(nn.Module):
         # u_t: [B, D] float   reset_t: [B] bool   state: [B, P] complex64
         # -> y_t: [B, D] float32, state: [B, P] complex64
         _check_step(u_t, reset_t, state, self.model_dim, (self.state_dim,))
-        with torch.autocast(device_type=u_t.device.type, enabled=False):
+        with float32_region(u_t.device.type):
             u_t = u_t.float()
-            Lambda_bar, input_matrix, output_matrix = self.discretized()
+            matrices = self.step_matrices()
             carried = torch.where(reset_t[:, None], 0.0, state)
-            state = Lambda_bar * carried + ssm_inputs(input_matrix, u_t)
-            y_t = ssm_outputs(output_matrix, self.skip_weight.float(), state, u_t)
+            state = matrices.Lambda_bar * carried + apply_input_rows(matrices.input_rows, u_t)
+            y_t = apply_output_pairs(matrices.output_pairs, matrices.skip_weight, state, u_t)
         return y_t, state
 
     def initial_state(self, batch_size: int, device: torch.device | str) -> Tensor:

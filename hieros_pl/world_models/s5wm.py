@@ -77,11 +77,14 @@ class S5WM(nn.Module):
         stoch, logits = latent_from_logits(
             self.prior_head(output), self.unimix, self.stochastic, sample
         )
+        return LatentState(stoch, self._deter(output, states), logits, states)
+
+    def _deter(self, output: Tensor, states: Tensor) -> Tensor:
+        """h from the output path o or, with state_as_deter, from Re of the S5 states."""
+        # output: [..., deter] float32   states: [..., Nb, 2P] complex64 -> [..., deter]
         if self.state_layer is None:
-            deter = symlog(output)
-        else:
-            deter = symlog(self.state_layer(states.real.flatten(-2)))
-        return LatentState(stoch, deter, logits, states)
+            return symlog(output)
+        return symlog(self.state_layer(states.real.flatten(-2)))
 
     def initial(self, batch_size: int, device: torch.device | str) -> LatentState:
         """h_0 = GELU(W_0), z_init = prior mode at h_0 (straight-through), S5 states 0."""
@@ -137,16 +140,23 @@ class S5WM(nn.Module):
         is_first: Tensor,
         sample: bool = True,
     ) -> LatentState:
-        """Prior step from the carried state (initial state and zero action where is_first),
-        then the posterior z from e_t with the prior's h and S5 states (§3.7 acting)."""
+        """Sequence step from the carried state (initial state and zero action where is_first),
+        then the posterior z from e_t with that step's h and S5 states (§3.7 acting)."""
         # prev: LatentState [N]   prev_action: [N, A]   embed: [N, E]   is_first: [N] bool
         # -> posterior: LatentState [N]
         N = embed.shape[0]
-        prev = self.initial(N, embed.device).where(is_first, prev)
-        prev_action = torch.where(is_first[:, None], torch.zeros_like(prev_action), prev_action)
-        prior = self.imagine_step(prev, prev_action, sample)
+        # The learned initial state costs a prior-head pass: built only on steps that start one.
+        if bool(is_first.any()):
+            prev = self.initial(N, embed.device).where(is_first, prev)
+            prev_action = torch.where(is_first[:, None], torch.zeros_like(prev_action), prev_action)
+        # The prior's own latent is not needed here (the posterior replaces it): only h and the
+        # S5 states of the step are computed, without the prior head.
+        no_reset = torch.zeros(N, dtype=torch.bool, device=embed.device)
+        u = self._input(prev.stoch, rescale_action(prev_action))
+        s5_out, state = self.sequence.step(u, no_reset, prev.recurrent)
+        deter = self._deter(self.output_layer(s5_out), state)
         stoch, logits = self._posterior(embed, sample)
-        return LatentState(stoch, prior.deter, logits, prior.recurrent)
+        return LatentState(stoch, deter, logits, state.detach())
 
     def metrics(self) -> dict[str, Tensor]:
         """max Re Λ over every SSM (nothing keeps it negative, §3.5)."""
