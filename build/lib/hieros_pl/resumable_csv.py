@@ -62,8 +62,8 @@ class ResumableCSVLogger(CSVLogger):
         self.resume_step = resume_step
 
     @property
-    def experiment(self) -> ExperimentWriter:  # type: ignore[override]
-        if self._experiment is None:
+    def experiment(self) -> ExperimentWriter:
+        if not isinstance(self._experiment, _ContinuingWriter):
             self._fs.makedirs(self.root_dir, exist_ok=True)
             self._experiment = _ContinuingWriter(self.log_dir, self.resume_step)
         return self._experiment

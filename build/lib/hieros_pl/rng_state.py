@@ -16,7 +16,7 @@ import torch
 
 def capture_rng_states() -> dict[str, Any]:
     """The global generators' states; every value loads under ``weights_only=True``."""
-    name, key, position, has_gauss, cached = np.random.get_state(legacy=True)  # type: ignore[misc]
+    name, key, position, has_gauss, cached = np.random.get_state(legacy=True)
     return {
         "python": random.getstate(),
         "numpy": {

@@ -74,7 +74,8 @@ def is_safe_to_change(key: str) -> bool:
 def compare_configs(recorded: Config, new: Config) -> tuple[list[str], list[str]]:
     """(applied, refused): ``key: recorded -> new`` lines for the safe and the other changes."""
     old, ours = _leaves(recorded), _leaves(new)
-    applied, refused = [], []
+    applied: list[str] = []
+    refused: list[str] = []
     for key in sorted(set(old) | set(ours)):
         if old.get(key) == ours.get(key):
             continue

@@ -157,9 +157,13 @@ def build_loggers(cfg: Config, run_dir: Path, resume_step: int | None = None) ->
             )
         )
     if cfg.logger.tensorboard:
-        purge = {} if resume_step is None else {"purge_step": resume_step + 1}
         loggers.append(
-            TensorBoardLogger(save_dir=str(run_dir), name="tensorboard", version="", **purge)
+            TensorBoardLogger(
+                save_dir=str(run_dir),
+                name="tensorboard",
+                version="",
+                purge_step=None if resume_step is None else resume_step + 1,
+            )
         )
     return loggers
 
