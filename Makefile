@@ -37,7 +37,7 @@ bench: venv
 # Build the wheel, install it into a fresh venv and compose a config from outside the checkout:
 # the configs must come from inside the installed package (conf/ is shipped as hieros_pl/conf).
 wheel-check: venv
-	set -e; outside=$$(mktemp -d); \
+	set -e; outside=$$(mktemp -d); rm -rf build; \
 	$(PY) -m pip wheel --quiet --no-deps -w $$outside/dist . ; \
 	python3 -m venv $$outside/venv; \
 	$$outside/venv/bin/python -m pip install --quiet $(TORCH_PIN); \
@@ -50,4 +50,4 @@ wheel-check: venv
 	rm -rf $$outside
 
 clean:
-	rm -rf $(VENV) runs wandb
+	rm -rf $(VENV) runs wandb build

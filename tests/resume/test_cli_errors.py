@@ -74,3 +74,25 @@ def test_hydra_full_error_still_shows_the_traceback(tmp_path: Path) -> None:
     )
     assert result.returncode != 0
     assert "Traceback" in result.stderr and "unknown key 'bogus_key'" in result.stderr
+
+
+def test_hieros_eval_refuses_a_checkpoint_whose_pickle_would_run_code(tmp_path: Path) -> None:
+    from hieros_pl.train import save_run_config
+    from tests.conftest import compose
+    from tests.resume.test_guards import _RunsCode
+
+    save_run_config(compose(f"run_dir={tmp_path}"), tmp_path)
+    marker = tmp_path / "code_ran"
+    checkpoint = tmp_path / "checkpoints" / "last.ckpt"
+    checkpoint.parent.mkdir()
+    torch.save({"state_dict": {}, "x": _RunsCode(marker)}, checkpoint)
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "hieros-eval"), str(tmp_path)],
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode != 0 and not marker.exists()
+    lines = result.stderr.strip().splitlines()
+    assert lines[-1].startswith(f"hieros-eval: refusing checkpoint {checkpoint}"), result.stderr
