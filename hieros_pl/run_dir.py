@@ -31,6 +31,7 @@ LOCK_FILE = ".lock"
 SAFE_TO_CHANGE: tuple[str, ...] = (
     "env_steps",
     "run_dir",
+    "name",
     "logger.*",
     "callbacks.checkpoint_every",
     "callbacks.eval_every",

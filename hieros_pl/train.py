@@ -235,12 +235,14 @@ def run_log(run_dir: Path) -> Iterator[None]:
     handler.setFormatter(logging.Formatter("[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"))
     root = logging.getLogger()
     root.addHandler(handler)
-    if root.level > logging.INFO or root.level == logging.NOTSET:
+    level = root.level
+    if level > logging.INFO or level == logging.NOTSET:
         root.setLevel(logging.INFO)
     try:
         yield
     finally:
         root.removeHandler(handler)
+        root.setLevel(level)
         handler.close()
 
 
