@@ -50,8 +50,10 @@ class EnvConfig:
     """catch/navigation: vector instead of image observations."""
     grid_size: int = 8
     """catch/navigation: cells per side of the game board."""
-    eval_num_envs: int = 1
-    """Separate evaluation environments (seeded with a disjoint offset)."""
+    eval_num_envs: int = 16
+    """Separate evaluation environments acting as one batch (seeded with a disjoint offset);
+    capped by the episodes, each env plays a share fixed in advance. 16 measured fastest of
+    1/8/16 (`hieros-bench evaluation`: 47 vs 9 Pong episodes/min at the paper size)."""
 
 
 # ----------------------------------------------------------------------------------------------

@@ -25,6 +25,7 @@ SUITES: dict[str, tuple[str, str]] = {
     "world_model": ("hieros_pl.bench.world_model", "bench_world_model"),
     "agent": ("hieros_pl.bench.agent", "bench_agent"),
     "evaluation": ("hieros_pl.bench.evaluation", "bench_evaluation"),
+    "run": ("hieros_pl.bench.run", "bench_run"),
 }
 """Suite name -> (module, function returning a list of figure dicts). Imported lazily."""
 
