@@ -7,7 +7,9 @@ unknown key or a wrong type fails at composition. Cross-field constraints are ch
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -578,10 +580,93 @@ def validate(cfg: Config) -> Config:
     return cfg
 
 
+# ----------------------------------------------------------------------------------------------
+# strictness: unknown keys and composition errors, each on one line naming the key
+
+
+def schema_keys(schema: type = Config, prefix: str = "") -> list[str]:
+    """Every dotted key of ``schema`` (dict-valued fields as one key; their keys are validated)."""
+    keys: list[str] = []
+    for item in dataclasses.fields(schema):
+        key = f"{prefix}{item.name}"
+        nested = GROUP_SCHEMAS.get(item.name) if not prefix else None
+        nested = nested or _dataclass_type(item)
+        keys.append(key)
+        if nested is not None:
+            keys += schema_keys(nested, f"{key}.")
+    return keys
+
+
+def _dataclass_type(item: dataclasses.Field[Any]) -> type | None:
+    default = item.default_factory() if item.default_factory is not dataclasses.MISSING else None
+    return type(default) if dataclasses.is_dataclass(default) else None
+
+
+def unknown_keys(node: Any, schema: type = Config, prefix: str = "") -> list[str]:
+    """Dotted keys of the composed ``node`` that ``schema`` does not define (``+key=...``)."""
+    fields = {item.name: item for item in dataclasses.fields(schema)}
+    unknown = []
+    for key in node:
+        if key not in fields:
+            unknown.append(f"{prefix}{key}")
+            continue
+        nested = (GROUP_SCHEMAS.get(key) if not prefix else None) or _dataclass_type(fields[key])
+        child = node[key] if OmegaConf.is_config(node) else None
+        if nested is not None and isinstance(child, DictConfig):
+            unknown += unknown_keys(child, nested, f"{prefix}{key}.")
+    return unknown
+
+
+def closest_keys(key: str, count: int = 3) -> list[str]:
+    """The valid keys most similar to ``key`` (same group first)."""
+    valid = schema_keys()
+    close = difflib.get_close_matches(key, valid, n=count, cutoff=0.5)
+    if not close:
+        leaf = key.rsplit(".", 1)[-1]
+        close = [name for name in valid if name.rsplit(".", 1)[-1] == leaf][:count]
+    return close
+
+
+def unknown_key_error(key: str) -> ConfigError:
+    close = closest_keys(key)
+    hint = f"; closest valid keys: {', '.join(close)}" if close else ""
+    return ConfigError(f"unknown key '{key}'{hint} (hieros-train --cfg job lists them all)")
+
+
+def composition_error(error: Exception) -> ConfigError:
+    """Hydra's composition/override error as a one-line ConfigError naming the key or option."""
+    text = str(error)
+    match = re.search(r"Could not override '([^']+)'", text)
+    if match and "To append to your config" in text:
+        return unknown_key_error(match.group(1))
+    missing = re.search(r"Could not find '([^']+)'", text)
+    if missing:
+        group = missing.group(1).rsplit("/", 1)[0]
+        options = re.findall(r"^\t(\S+)$", text, flags=re.MULTILINE)
+        choices = [name for name in options if not name.startswith("base_")]
+        listed = f"; available options for '{group}': {', '.join(choices)}" if choices else ""
+        return ConfigError(f"no config '{missing.group(1)}'{listed}")
+    first = text.splitlines()[0] if text else type(error).__name__
+    cause = _chain_text(error).splitlines()
+    detail = f" ({cause[0].strip()})" if cause and cause[0].strip() not in first else ""
+    return ConfigError(f"{first}{detail}")
+
+
+def _chain_text(error: BaseException) -> str:
+    cause = error.__cause__ or error.__context__
+    return str(cause) if cause is not None else ""
+
+
 def to_config(cfg: DictConfig | Any) -> Config:
-    """Convert a composed DictConfig to the typed :class:`Config` and validate it."""
+    """Convert a composed DictConfig to the typed :class:`Config` and validate it.
+
+    Keys the schema does not define (``+bogus=1``) are refused, naming the closest valid keys.
+    """
     if isinstance(cfg, Config):
         return validate(cfg)
+    unknown = [key for key in unknown_keys(cfg) if key != "hydra"]
+    if unknown:
+        raise unknown_key_error(unknown[0])
     config = OmegaConf.to_object(cfg)
     if not isinstance(config, Config):
         raise ConfigError(

@@ -22,6 +22,7 @@ import torch
 from hieros_pl.behavior.imagination import evaluation_mode
 from hieros_pl.config import Config, EnvConfig, run_seed
 from hieros_pl.envs import EnvSpec, to_env_action
+from hieros_pl.errors import cli_boundary
 from hieros_pl.evaluation_progress import EpisodeBar
 from hieros_pl.hierarchy.hierarchy import ActCarry
 from hieros_pl.module import HierosModule
@@ -186,6 +187,7 @@ def game_of(cfg: Config) -> str | None:
 
 def load_run(path: Path) -> tuple[Config, HierosModule]:
     """Config and weights of a run dir (or of a checkpoint inside one)."""
+    from hieros_pl.callbacks.checkpoint import load_checkpoint
     from hieros_pl.train import build_module, load_run_config
 
     checkpoint = path if path.is_file() else path / "checkpoints" / "last.ckpt"
@@ -194,8 +196,8 @@ def load_run(path: Path) -> tuple[Config, HierosModule]:
     run_dir = checkpoint.parent.parent
     cfg = load_run_config(run_dir)
     module = build_module(cfg)
-    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
-    module.load_state_dict(state["state_dict"])
+    # weights_only: a checkpoint that would have to execute a pickled object is refused.
+    module.load_state_dict(load_checkpoint(checkpoint)["state_dict"])
     return cfg, module
 
 
@@ -205,11 +207,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--episodes", type=int, default=100)
     parser.add_argument("--mode", choices=("greedy", "sample"), default="greedy")
     args = parser.parse_args(argv)
-    try:
-        cfg, module = load_run(args.path)
-    except (FileNotFoundError, ValueError) as error:
-        sys.exit(f"hieros-eval: {error}")
-    result, _ = evaluate(module, cfg, args.episodes, args.mode)
+    with cli_boundary("hieros-eval"):
+        try:
+            cfg, module = load_run(args.path)
+        except (FileNotFoundError, ValueError) as error:
+            sys.exit(f"hieros-eval: {error}")
+        result, _ = evaluate(module, cfg, args.episodes, args.mode)
     summary = result.summary(game_of(cfg))
     summary["returns"] = result.returns
     print(json.dumps(summary, indent=2))

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import random
 from typing import Any
 
 import lightning.pytorch as pl
-import numpy as np
 import torch
 from torch import Tensor
 
@@ -15,6 +13,7 @@ from hieros_pl.behavior.imagination import evaluation_mode
 from hieros_pl.config import Config, OptimizerConfig
 from hieros_pl.data.batch import Batch, HierarchyBatch
 from hieros_pl.hierarchy.hierarchy import ActCarry, Hierarchy, LevelRecord, build_level_specs
+from hieros_pl.rng_state import capture_rng_states, restore_rng_states
 from hieros_pl.world_models.world_model import weighted_total
 
 ORIGINAL_WEIGHT_DECAY = 0.01  # PyTorch's AdamW default, silently active in the original (D11)
@@ -301,19 +300,9 @@ class HierosModule(pl.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["hieros_version"] = __version__
-        checkpoint["rng_states"] = {
-            "python": random.getstate(),
-            "numpy": np.random.get_state(),
-            "torch": torch.get_rng_state(),
-            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-        }
+        checkpoint["rng_states"] = capture_rng_states()
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         states = checkpoint.get("rng_states")
-        if states is None:
-            return
-        random.setstate(states["python"])
-        np.random.set_state(states["numpy"])
-        torch.set_rng_state(states["torch"])
-        if states["cuda"] and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(states["cuda"])
+        if states is not None:
+            restore_rng_states(states)

@@ -1,42 +1,63 @@
 """hieros-train: validate → seed → build env, replay, datamodule, module, callbacks → fit.
 
 Re-running the same command on the same run dir resumes from ``<run_dir>/checkpoints/last.ckpt``
-with the same counters, replay, optimiser and RNG states (DESIGN.md §4.8).
+with the same counters, replay, optimiser, RNG and env states (DESIGN.md §4.8). Before anything is
+written into the run dir the config, the env and (on resume) the checkpoint and the recorded
+config are checked; then the run dir is locked for this process.
 """
 
 from __future__ import annotations
 
 import logging
+import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-import torch
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from hieros_pl.config import (
     Config,
     ConfigError,
+    composition_error,
     config_diff,
     register_configs,
     run_seed,
     to_config,
 )
+from hieros_pl.errors import EnvError, cli_boundary, one_line
+from hieros_pl.preemption import Preempted, Preemption
 
 log = logging.getLogger(__name__)
 
-CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 RUN_CONFIG = "config.yaml"
+RUN_LOG = "train.log"
+
+
+def conf_dir() -> Path:
+    """The configs: ``hieros_pl/conf`` in an installed wheel, ``<checkout>/conf`` in a checkout."""
+    package = Path(__file__).resolve().parent
+    installed = package / "conf"
+    return installed if (installed / "train.yaml").is_file() else package.parent / "conf"
+
+
+CONF_DIR = conf_dir()
 
 
 def compose_config(overrides: list[str] | tuple[str, ...] = ()) -> Config:
     """Compose ``conf/train.yaml`` with ``overrides`` outside a Hydra app (bench, notebooks)."""
     from hydra import compose, initialize_config_dir
+    from hydra.errors import HydraException
 
     register_configs()
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose("train", overrides=["run_dir=unused", *overrides])
+        try:
+            cfg = compose("train", overrides=["run_dir=unused", *overrides])
+        except HydraException as error:
+            raise composition_error(error) from error
     return to_config(cfg)
 
 
@@ -102,11 +123,20 @@ def build_datamodule(cfg: Config, module: Any, run_dir: Path) -> Any:
     return ReplayDataModule(buffers, module.hierarchy.level_strides())
 
 
-def build_loggers(cfg: Config, run_dir: Path) -> list[Any]:
-    """CSV always; wandb (offline by default, one run per job, resumable); TensorBoard optional."""
-    from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger, WandbLogger
+def build_loggers(cfg: Config, run_dir: Path, resume_step: int | None = None) -> list[Any]:
+    """CSV always; wandb (offline by default, one run per job, resumable); TensorBoard optional.
 
-    loggers: list[Any] = [CSVLogger(save_dir=str(run_dir), name="csv", version="")]
+    ``resume_step``: the env step a resumed run continues from; every logger keeps what was
+    logged up to it and appends after it (wandb resumes the same run id, TensorBoard purges the
+    events written after the checkpoint).
+    """
+    from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
+
+    from hieros_pl.resumable_csv import ResumableCSVLogger
+
+    loggers: list[Any] = [
+        ResumableCSVLogger(save_dir=str(run_dir), resume_step=resume_step, name="csv", version="")
+    ]
     if cfg.logger.wandb and cfg.logger.wandb_mode != "disabled":
         id_file = run_dir / "wandb_id.txt"
         if not id_file.exists():
@@ -127,7 +157,14 @@ def build_loggers(cfg: Config, run_dir: Path) -> list[Any]:
             )
         )
     if cfg.logger.tensorboard:
-        loggers.append(TensorBoardLogger(save_dir=str(run_dir), name="tensorboard", version=""))
+        loggers.append(
+            TensorBoardLogger(
+                save_dir=str(run_dir),
+                name="tensorboard",
+                version="",
+                purge_step=None if resume_step is None else resume_step + 1,
+            )
+        )
     return loggers
 
 
@@ -146,39 +183,126 @@ def seed_everything(cfg: Config) -> None:
     pl.seed_everything(seed, workers=True, verbose=False)
 
 
-def finished_steps(checkpoint: Path) -> int:
-    """The env steps a checkpoint reached; memory-mapped, so the weights are not read."""
-    state = torch.load(checkpoint, map_location="cpu", weights_only=False, mmap=True)
-    return int(state["state_dict"]["env_steps"])
+def build_env(cfg: Config, num_envs: int | None = None) -> Any:
+    """``make_env`` with its failures (unknown id, missing dependency, space) as EnvError."""
+    from gymnasium.error import Error as GymnasiumError
+
+    from hieros_pl.envs import make_env
+
+    try:
+        return make_env(cfg.env, seed=run_seed(cfg), num_envs=num_envs)
+    except ImportError as error:
+        raise EnvError(
+            f"env.kind={cfg.env.kind} {_env_name(cfg)}needs a package that is not installed: "
+            f"{one_line(error)}"
+        ) from error
+    except GymnasiumError as error:
+        raise EnvError(f"env {_env_name(cfg)}cannot be built: {one_line(error)}") from error
+    except ValueError as error:
+        raise EnvError(one_line(error)) from error
+
+
+def _env_name(cfg: Config) -> str:
+    if cfg.env.kind == "gym":
+        return f"env.id={cfg.env.id} "
+    return f"env.game={cfg.env.game} " if cfg.env.kind == "atari100k" else ""
+
+
+def resume_point(cfg: Config, run_dir: Path) -> tuple[Path | None, int | None]:
+    """(checkpoint, its env step) to resume from, after checking the recorded config.
+
+    Raises CheckpointError for a corrupt checkpoint and RunDirError for an unsafe config change.
+    """
+    from hieros_pl.callbacks.checkpoint import checkpoint_env_steps, last_checkpoint
+    from hieros_pl.run_dir import check_resume_config
+
+    checkpoint = last_checkpoint(run_dir)
+    if checkpoint is None:
+        return None, None
+    steps = checkpoint_env_steps(checkpoint)
+    if (run_dir / RUN_CONFIG).exists():
+        for change in check_resume_config(load_run_config(run_dir), cfg, run_dir):
+            log.info("resume applies the config change %s", change)
+    else:
+        log.warning("run dir %s has a checkpoint but no %s to compare with", run_dir, RUN_CONFIG)
+    return checkpoint, steps
+
+
+@contextmanager
+def run_log(run_dir: Path) -> Iterator[None]:
+    """Append this process's log records to ``<run_dir>/train.log``."""
+    handler = logging.FileHandler(run_dir / RUN_LOG, mode="a")
+    handler.setFormatter(logging.Formatter("[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    level = root.level
+    if level > logging.INFO or level == logging.NOTSET:
+        root.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(level)
+        handler.close()
 
 
 def run(cfg: Config, extra_callbacks: list[Any] | None = None) -> Any:
-    """Train ``cfg`` in ``cfg.run_dir`` (resuming if it holds a checkpoint); returns the module."""
+    """Train ``cfg`` in ``cfg.run_dir`` (resuming if it holds a checkpoint); returns the module.
+
+    Returns None when the run was already complete. Raises :class:`Preempted` after a
+    pre-emption signal, once the checkpoint is written.
+    """
+    from hieros_pl.run_dir import RunDirLock, check_run_dir
+
+    run_dir = Path(cfg.run_dir)
+    check_run_dir(run_dir)
+    env = build_env(cfg)
+    lock = RunDirLock(run_dir)
+    try:
+        lock.acquire()
+        resume_from, resume_step = resume_point(cfg, run_dir)
+        with run_log(run_dir):
+            if resume_step is not None and resume_step >= cfg.env_steps:
+                env.close()
+                finish_complete_run(cfg, run_dir, resume_step)
+                return None
+            return _train(cfg, env, run_dir, resume_from, resume_step, extra_callbacks)
+    finally:
+        env.close()
+        lock.release()
+
+
+def _train(
+    cfg: Config,
+    env: Any,
+    run_dir: Path,
+    resume_from: Path | None,
+    resume_step: int | None,
+    extra_callbacks: list[Any] | None,
+) -> Any:
     import lightning.pytorch as pl
     from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-    from hieros_pl.callbacks.checkpoint import EnvStepCheckpoint, last_checkpoint
+    from hieros_pl.callbacks.checkpoint import EnvStepCheckpoint
     from hieros_pl.callbacks.env_loop import EnvLoop
     from hieros_pl.callbacks.evaluation import Evaluation
     from hieros_pl.callbacks.metrics_logger import MetricsLogger
     from hieros_pl.callbacks.progress import EnvStepProgressBar
-    from hieros_pl.envs import env_spec, make_env
+    from hieros_pl.envs import env_spec
+    from hieros_pl.module import HierosModule
 
-    run_dir = Path(cfg.run_dir)
-    resume_from = last_checkpoint(run_dir)
-    if resume_from is not None and finished_steps(resume_from) >= cfg.env_steps:
-        log.info("run in %s already reached env_steps=%d; nothing to do", run_dir, cfg.env_steps)
-        return None
+    if resume_step is not None:
+        log.info("resuming %s from env step %d (%s)", run_dir, resume_step, resume_from)
     save_run_config(cfg, run_dir)
     seed_everything(cfg)
     if cfg.trainer.threads > 0:
-        torch.set_num_threads(cfg.trainer.threads)
-    env = make_env(cfg.env, seed=run_seed(cfg))
-    spec = env_spec(env)
-    from hieros_pl.module import HierosModule
+        import torch
 
+        torch.set_num_threads(cfg.trainer.threads)
+    spec = env_spec(env)
     module = HierosModule(cfg, spec.obs_shape, spec.obs_is_image, spec.action_dim, spec.discrete)
     datamodule = build_datamodule(cfg, module, run_dir)
+    preemption = Preemption()
     env_loop = EnvLoop(
         env,
         spec,
@@ -187,11 +311,14 @@ def run(cfg: Config, extra_callbacks: list[Any] | None = None) -> Any:
         train_ratio=cfg.train_ratio,
         terminal_flag_original=cfg.compat.terminal_flag_original,
         policy_exceptions_original=cfg.compat.policy_exceptions_original,
+        env_state=saves_env_state(cfg.env),
+        safe_point=preemption.check,
     )
+    checkpoint = EnvStepCheckpoint(run_dir, cfg.callbacks.checkpoint_every, preemption)
     callbacks = [
         env_loop,
         MetricsLogger(env_loop, cfg.logger.log_every, cfg.env_steps),
-        EnvStepCheckpoint(run_dir, cfg.callbacks.checkpoint_every),
+        checkpoint,
         Evaluation(cfg, run_dir, env_loop),
         EnvStepProgressBar(cfg.env_steps, refresh_rate=max(1, cfg.env_steps // 1000)),
         *(extra_callbacks or []),
@@ -202,8 +329,9 @@ def run(cfg: Config, extra_callbacks: list[Any] | None = None) -> Any:
         precision=cfg.trainer.precision,  # type: ignore[arg-type]  # validated against PRECISIONS
         max_steps=-1,
         max_epochs=-1,
-        logger=build_loggers(cfg, run_dir),
+        logger=build_loggers(cfg, run_dir, resume_step),
         callbacks=callbacks,
+        plugins=cluster_plugins(),
         enable_checkpointing=False,
         enable_model_summary=False,
         num_sanity_val_steps=0,
@@ -211,24 +339,128 @@ def run(cfg: Config, extra_callbacks: list[Any] | None = None) -> Any:
         detect_anomaly=cfg.trainer.detect_anomaly,
         default_root_dir=str(run_dir),
     )
+    preemption.install()
     try:
-        # weights_only=False: our own checkpoints carry numpy RNG and replay-cursor state.
-        trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from, weights_only=False)
-    except SIGTERMException:
-        # EnvStepCheckpoint wrote the checkpoint at the end of the interrupted batch.
-        log.warning("pre-empted at env step %d; rerun the command to resume", int(module.env_steps))
+        trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from, weights_only=True)
+    except (Preempted, SIGTERMException) as error:
+        signum = error.signum if isinstance(error, Preempted) else int(signal.SIGTERM)
+        log.warning(
+            "pre-empted by %s at env step %d; checkpoint written, rerun the command to resume",
+            signal.Signals(signum).name,
+            int(module.env_steps),
+        )
+        preemption.hand_on(signum)
+        raise Preempted(signum) from None
     finally:
-        env.close()
+        preemption.restore()
     return module
 
 
-def _hydra_entry(cfg: DictConfig) -> None:
+def finish_complete_run(cfg: Config, run_dir: Path, steps: int) -> None:
+    """A run at its budget: run the final evaluation if it is missing, else nothing to do."""
+    from hieros_pl.callbacks.checkpoint import last_checkpoint, load_checkpoint
+    from hieros_pl.callbacks.evaluation import Evaluation
+
+    evaluation = Evaluation(cfg, run_dir, None)
+    if not evaluation.final_missing(steps):
+        log.info("run in %s already reached env_steps=%d; nothing to do", run_dir, cfg.env_steps)
+        return
+    log.info(
+        "run in %s reached its budget at env step %d; running its final evaluation", run_dir, steps
+    )
+    checkpoint = last_checkpoint(run_dir)
+    assert checkpoint is not None
+    save_run_config(cfg, run_dir)
+    seed_everything(cfg)
+    module = build_module(cfg)
+    module.load_state_dict(load_checkpoint(checkpoint)["state_dict"])
+    loggers = build_loggers(cfg, run_dir, steps)
+    preemption = Preemption()
+    preemption.install()
     try:
+        preemption.interrupt_at_once()
+        evaluation.run_final(loggers, module)
+    except Preempted as error:
+        log.warning("pre-empted during the final evaluation; rerun the command to run it")
+        preemption.hand_on(error.signum)
+        raise
+    finally:
+        preemption.restore()
+        for logger in loggers:
+            logger.finalize("success")
+
+
+def saves_env_state(env: Any) -> bool:
+    """Whether the env kind's state goes into the checkpoint (ALE, catch, navigation)."""
+    from hieros_pl.envs.state import SAVEABLE_KINDS
+
+    return env.kind in SAVEABLE_KINDS
+
+
+def cluster_plugins() -> list[Any]:
+    """Under SLURM, leave requeueing to submitit/SLURM (Lightning's own would requeue too)."""
+    from lightning.pytorch.plugins.environments import SLURMEnvironment
+
+    return [SLURMEnvironment(auto_requeue=False)] if SLURMEnvironment.detect() else []
+
+
+def _hydra_entry(cfg: DictConfig) -> None:
+    with cli_boundary("hieros-train"):
         config = to_config(cfg)
-    except ConfigError as error:
-        raise SystemExit(f"hieros-train: invalid config: {error}") from None
-    log_diff_against_paper_preset(config)
-    run(config)
+        log_diff_against_paper_preset(config)
+        try:
+            run(config)
+        except Preempted as error:
+            # The checkpoint is written; the exit status says the run is not finished.
+            raise SystemExit(128 + error.signum) from None
+
+
+def preflight(argv: list[str]) -> None:
+    """Compose and validate every job's config before Hydra creates or writes anything.
+
+    Hydra would report a composition error over several lines with a hint and only after it
+    set up the job; here each one becomes a ConfigError naming the key (see ``cli_boundary``).
+    """
+    from hydra._internal.utils import get_args_parser
+
+    args, _ = get_args_parser().parse_known_args(argv)
+    if any(getattr(args, name, None) for name in HYDRA_ONLY_FLAGS):
+        return
+    for overrides in job_overrides(list(args.overrides), bool(args.multirun)):
+        compose_config(overrides)
+
+
+HYDRA_ONLY_FLAGS = (
+    "help",
+    "hydra_help",
+    "info",
+    "shell_completion",
+    "config_path",
+    "config_dir",
+    "config_name",
+    "experimental_rerun",
+)
+"""Command-line flags after which Hydra does not train (or reads other configs): no preflight."""
+
+
+def job_overrides(overrides: list[str], multirun: bool) -> list[list[str]]:
+    """The distinct override lists of the jobs a command launches (sweeps expanded)."""
+    if not multirun:
+        return [overrides]
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+
+    try:
+        parsed = OverridesParser.create().parse_overrides(overrides)
+    except HydraException as error:
+        raise composition_error(error) from error
+    jobs: list[list[str]] = []
+    for batch in BasicSweeper.split_arguments(parsed, None):
+        for job in batch:
+            if list(job) not in jobs:
+                jobs.append(list(job))
+    return jobs
 
 
 def log_diff_against_paper_preset(config: Config) -> None:
@@ -243,9 +475,13 @@ def log_diff_against_paper_preset(config: Config) -> None:
 
 
 def main() -> None:
+    import sys
+
     import hydra
 
     register_configs()
+    with cli_boundary("hieros-train"):
+        preflight(sys.argv[1:])
     hydra.main(config_path=str(CONF_DIR), config_name="train", version_base="1.3")(_hydra_entry)()
 
 

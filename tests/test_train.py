@@ -18,6 +18,7 @@ from lightning.pytorch.plugins.precision import MixedPrecision
 
 from hieros_pl.config import ConfigError, run_seed
 from hieros_pl.module import HierosModule, NonFiniteLossError
+from hieros_pl.preemption import Preempted
 from hieros_pl.train import load_run_config, replay_seed, run, save_run_config
 from hieros_pl.world_models.world_model import WorldModel
 from tests.conftest import compose
@@ -89,6 +90,7 @@ class _Snapshot(pl.Callback):
     def __init__(self, kill_at: int | None = None) -> None:
         self.kill_at = kill_at
         self.restored: dict[str, Any] = {}
+        self.module: Any = None
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         # Lightning restores optimiser states after on_fit_start, before on_train_start.
@@ -103,6 +105,7 @@ class _Snapshot(pl.Callback):
         }
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: Any, *args: Any) -> None:
+        self.module = pl_module
         if self.kill_at is not None and int(pl_module.env_steps) >= self.kill_at:
             self.kill_at = None
             os.kill(os.getpid(), signal.SIGTERM)
@@ -111,10 +114,12 @@ class _Snapshot(pl.Callback):
 def test_killed_run_resumes_with_counters_replay_and_optimizer_state(tmp_path: Path) -> None:
     cfg = compose(*FAST, "hierarchy=depth2", "env_steps=300", f"run_dir={tmp_path}")
     killer = _Snapshot(kill_at=120)
-    first = run(cfg, extra_callbacks=[killer])
+    with pytest.raises(Preempted):
+        run(cfg, extra_callbacks=[killer])
+    first = killer.module
     stopped_at = int(first.env_steps)
     assert 120 <= stopped_at < 300
-    saved = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=False)
+    saved = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)
     saved_replay = [b.total_steps() for b in first.trainer.datamodule.buffers]
 
     snapshot = _Snapshot()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import traceback
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +21,7 @@ import numpy as np
 import torch
 
 from hieros_pl.behavior.imagination import evaluation_mode
+from hieros_pl.callbacks.episode_state import episode_state, resume_episode_state
 from hieros_pl.data.datamodule import ReplayDataModule
 from hieros_pl.envs import EnvSpec, to_env_action
 from hieros_pl.hierarchy.hierarchy import ActCarry, LevelRecord
@@ -63,8 +65,15 @@ class EnvLoop(pl.Callback):
         train_ratio: float,
         terminal_flag_original: bool = False,
         policy_exceptions_original: bool = False,
+        env_state: bool = False,
+        safe_point: Callable[[], None] | None = None,
     ) -> None:
         self.env = env
+        self.env_state = env_state
+        """Save the env's exact state in checkpoints (envs/state.py); else truncate on resume."""
+        self.safe_point = safe_point
+        """Called after each prefill step (a pre-emption raises there; the state is consistent)."""
+        self._restored: dict[str, Any] | None = None
         self.spec = spec
         self.seed = seed
         self.budget = budget
@@ -88,7 +97,12 @@ class EnvLoop(pl.Callback):
         module = self._module(pl_module)
         datamodule = self._datamodule(trainer)
         datamodule.set_call_index(int(module.train_calls))
-        self._reset_envs(module)
+        restored, self._restored = self._restored, None
+        if restored is None or restored.get("current") is None:
+            self._reset_envs(module)
+        else:
+            with evaluation_mode(module):
+                self._resume_episodes(module, restored)
         with evaluation_mode(module):
             while not datamodule.buffers[0].ready():
                 if int(module.env_steps) >= self.budget:
@@ -97,6 +111,8 @@ class EnvLoop(pl.Callback):
                         "replay.batch_size sequences of replay.batch_length steps"
                     )
                 self._env_step(module, datamodule)
+                if self.safe_point is not None:
+                    self.safe_point()
 
     def on_train_batch_start(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int
@@ -113,11 +129,13 @@ class EnvLoop(pl.Callback):
             trainer.should_stop = True
 
     def state_dict(self) -> dict[str, Any]:
+        """Counters, and the running episodes: env state, current observation, acting carry."""
         return {
             "owed_steps": self.owed_steps,
             "resets": self.resets,
             "policy_exceptions": self.policy_exceptions,
             "recent_finished": list(self.recent_finished),
+            **episode_state(self),
         }
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
@@ -125,6 +143,7 @@ class EnvLoop(pl.Callback):
         self.resets = int(state_dict["resets"])
         self.policy_exceptions = int(state_dict["policy_exceptions"])
         self.recent_finished = deque(tuple(item) for item in state_dict["recent_finished"])
+        self._restored = state_dict  # applied in on_fit_start, once the module is on its device
 
     # ------------------------------------------------------------------------------------------
     # stepping
@@ -143,6 +162,22 @@ class EnvLoop(pl.Callback):
             is_terminal=np.zeros(E, dtype=bool),
         )
         self.carry = module.hierarchy.initial_carry(E, module.device)
+
+    def _resume_episodes(self, module: HierosModule, state: dict[str, Any]) -> None:
+        """Continue the interrupted episodes, or close them as truncated if the env can't.
+
+        Exact: the env's saved state goes back into the (reset once) env, together with the
+        current observation, the carry and the last action. Otherwise the saved observation is
+        written as the episode's last row (is_last, not terminal) and new episodes start.
+        """
+        resume_episode_state(self, module, state)
+        if state.get("env") is not None and self.env_state:
+            return
+        assert self.current is not None
+        log.info("the env state was not saved: the interrupted episodes end as truncated")
+        self.current.is_last = np.ones(self.num_envs, dtype=bool)
+        self._policy(module)
+        self._reset_envs(module)
 
     def _env_step(self, module: HierosModule, datamodule: ReplayDataModule) -> None:
         """Policy on o_t, replay rows of every due level, then the env executes a_t."""

@@ -22,7 +22,7 @@ class Evaluation(pl.Callback):
     ``eval_every`` that uses and mutates the training runtime state, and no final evaluation.
     """
 
-    def __init__(self, cfg: Config, run_dir: str | Path, env_loop: EnvLoop) -> None:
+    def __init__(self, cfg: Config, run_dir: str | Path, env_loop: EnvLoop | None) -> None:
         self.cfg = cfg
         self.env_loop = env_loop
         self.original = cfg.compat.eval_protocol_original
@@ -49,11 +49,17 @@ class Evaluation(pl.Callback):
         if every > 0 and int(pl_module.env_steps) >= self.next_eval:
             if self.original:
                 self.next_eval = self.cfg.env_steps + 1  # once, as in the original loop
-                self._run(trainer, pl_module, "original", self.settings.eval_episodes, ["greedy"])
+                self._run(
+                    trainer.loggers, pl_module, "original", self.settings.eval_episodes, ["greedy"]
+                )
                 return
             self.next_eval += every
             self._run(
-                trainer, pl_module, "periodic", self.settings.periodic_eval_episodes, ["greedy"]
+                trainer.loggers,
+                pl_module,
+                "periodic",
+                self.settings.periodic_eval_episodes,
+                ["greedy"],
             )
 
     def _every(self) -> int:
@@ -65,21 +71,28 @@ class Evaluation(pl.Callback):
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         assert isinstance(pl_module, HierosModule)
-        budget_reached = int(pl_module.env_steps) >= self.cfg.env_steps
-        if self.settings.final_eval and budget_reached and not self.original:
-            self._run(
-                trainer, pl_module, "final", self.settings.eval_episodes, ["greedy", "sample"]
-            )
+        if self.final_missing(int(pl_module.env_steps)):
+            self.run_final(trainer.loggers, pl_module)
+
+    def final_missing(self, env_steps: int) -> bool:
+        """Whether a run at ``env_steps`` owes its final evaluation (a rerun runs it)."""
+        budget_reached = env_steps >= self.cfg.env_steps
+        wanted = self.settings.final_eval and budget_reached and not self.original
+        return wanted and not (self.directory / f"final_{env_steps}.json").exists()
+
+    def run_final(self, loggers: list[Any], module: HierosModule) -> None:
+        """The final protocol evaluation: greedy and sampled, ``eval_episodes`` each."""
+        self._run(loggers, module, "final", self.settings.eval_episodes, ["greedy", "sample"])
 
     def _run(
-        self, trainer: pl.Trainer, module: HierosModule, name: str, episodes: int, modes: list[str]
+        self, loggers: list[Any], module: HierosModule, name: str, episodes: int, modes: list[str]
     ) -> None:
         game = game_of(self.cfg)
         summaries = {}
         for mode in modes:
-            shared = self.env_loop.carry if self.original else None
+            shared = self.env_loop.carry if self.original and self.env_loop else None
             result, carry = evaluate(module, self.cfg, episodes, mode, shared)
-            if self.original:
+            if self.original and self.env_loop:
                 self.env_loop.carry = carry
             summary = result.summary(game)
             summaries[mode] = summary
@@ -89,7 +102,7 @@ class Evaluation(pl.Callback):
             }
             if "human_normalized_score" in summary:
                 metrics[f"eval/{mode}/hns"] = summary["human_normalized_score"]
-            for logger in trainer.loggers:
+            for logger in loggers:
                 logger.log_metrics(metrics, step=int(module.env_steps))
         self.directory.mkdir(parents=True, exist_ok=True)
         path = self.directory / f"{name}_{int(module.env_steps)}.json"

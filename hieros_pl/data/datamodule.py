@@ -178,7 +178,11 @@ class ReplayDataModule(pl.LightningDataModule):
     def train_dataloader(self) -> DataLoader[HierarchyBatch]:
         # batch_size=None: the dataset already yields whole batches; default_convert passes the
         # HierarchyBatch dataclass through unchanged.
-        return DataLoader(self.dataset, batch_size=None, num_workers=0)
+        # A generator of its own: creating the iterator draws a base seed, which must not come
+        # from the global torch RNG (a resumed run creates it at another point of the stream).
+        return DataLoader(
+            self.dataset, batch_size=None, num_workers=0, generator=torch.Generator().manual_seed(0)
+        )
 
     def set_call_index(self, call_index: int) -> None:
         """Align the dataset with the module's next training call (see the module docstring).

@@ -24,7 +24,7 @@ import torch
 
 from hieros_pl.config import ReplayConfig
 from hieros_pl.data.batch import Batch
-from hieros_pl.replay.chunks import read_chunk, write_chunk
+from hieros_pl.replay.chunks import delete_chunks, read_chunk, write_chunk
 from hieros_pl.replay.samplers import make_sampler
 
 FIELDS = (
@@ -211,6 +211,10 @@ class SequenceBuffer:
         self.keys = KeyQueue(E * (C - T + 1))
         self.key_serial_by_start = np.zeros((E, C), dtype=np.int64)
         self.next_serial = 0
+        # Chunk files below these indices are needed neither by the ring nor by the last saved
+        # state (the checkpoint on disk); the next state_dict deletes them.
+        self.saved_first_chunk = np.zeros(E, dtype=np.int64)
+        self.deleted_below = np.zeros(E, dtype=np.int64)
 
     # ------------------------------------------------------------------------------------------
     # writing
@@ -359,6 +363,7 @@ class SequenceBuffer:
         with ``torch.load(weights_only=True)``, the default under which Lightning resumes.
         """
         self.flush()
+        self._delete_overwritten_chunks()
         live = self.keys.live()
         return {
             "format": STATE_FORMAT,
@@ -373,6 +378,27 @@ class SequenceBuffer:
             "rng": self.rng.bit_generator.state,
         }
 
+    def first_needed_chunk(self, env: int) -> int:
+        """The oldest chunk of ``env`` that still holds a row of the ring."""
+        written = int(self.steps_written[env])
+        return max(0, written - self.cfg.capacity) // self.cfg.chunk_size
+
+    def _delete_overwritten_chunks(self) -> None:
+        """Bounded disk: delete chunks whose rows the ring overwrote before the last saved state.
+
+        The checkpoint on disk until the new one replaces it needs the chunks from its own first
+        needed one on, so deletion lags one state behind: disk use per stream stays below
+        capacity + the steps between two checkpoints + two chunks.
+        """
+        if self.directory is None:
+            return
+        for env in range(self.num_envs):
+            stop = int(self.saved_first_chunk[env])
+            if stop > self.deleted_below[env]:
+                delete_chunks(self.directory, env, int(self.deleted_below[env]), stop)
+                self.deleted_below[env] = stop
+            self.saved_first_chunk[env] = self.first_needed_chunk(env)
+
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore from :meth:`state_dict`, reloading the last ``capacity`` steps per stream."""
         self._check_compatible(state)
@@ -384,6 +410,9 @@ class SequenceBuffer:
             for env in range(self.num_envs):
                 self._reload_stream(self.directory, env, int(steps_written[env]))
         self.steps_written = steps_written.copy()
+        self.saved_first_chunk = np.array(
+            [self.first_needed_chunk(env) for env in range(self.num_envs)], dtype=np.int64
+        )
         live = {name: as_numpy(array) for name, array in state["keys"].items()}
         self.keys.restore(live)
         self.key_serial_by_start[live["env"], live["start"] % self.cfg.capacity] = live["serial"]
