@@ -18,11 +18,11 @@ import gymnasium
 import numpy as np
 import torch
 
-from hieros_pl.behavior.imagination import evaluation_mode
 from hieros_pl.config import Config, EnvConfig, run_seed
 from hieros_pl.envs import EnvSpec, to_env_action
 from hieros_pl.hierarchy.hierarchy import ActCarry
 from hieros_pl.module import HierosModule
+from hieros_pl.nn.modes import evaluation_mode
 
 EVAL_SEED_OFFSET = 1_000_003
 """Evaluation envs are seeded with seed + this offset + index, disjoint from training envs."""
@@ -147,7 +147,7 @@ def game_of(cfg: Config) -> str | None:
 
 def load_run(path: Path) -> tuple[Config, HierosModule]:
     """Config and weights of a run dir (or of a checkpoint inside one)."""
-    from hieros_pl.train import build_module, load_run_config
+    from hieros_pl.builders import build_module, load_run_config
 
     checkpoint = path if path.is_file() else path / "checkpoints" / "last.ckpt"
     if not checkpoint.exists():
