@@ -9,12 +9,15 @@ from __future__ import annotations
 
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from hieros_pl.config import Config, ConfigError, register_configs, run_seed, to_config
+
+if TYPE_CHECKING:
+    from hieros_pl.provenance import RunIdentity
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 RUN_CONFIG = "config.yaml"
@@ -92,10 +95,25 @@ def build_datamodule(cfg: Config, module: Any, run_dir: Path) -> Any:
     return ReplayDataModule(buffers, module.hierarchy.level_strides())
 
 
-def build_loggers(cfg: Config, run_dir: Path) -> list[Any]:
-    """CSV always; wandb (offline by default, one run per job, resumable); TensorBoard optional."""
+def build_loggers(
+    cfg: Config,
+    run_dir: Path,
+    identity: RunIdentity | None = None,
+    provenance: dict[str, Any] | None = None,
+) -> list[Any]:
+    """CSV always; wandb (offline by default, one run per job, resumable); TensorBoard optional.
+
+    ``identity`` (a :class:`hieros_pl.provenance.RunIdentity`) names and groups the wandb run;
+    ``provenance`` goes into the wandb config beside the run's config.
+    """
     from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger, WandbLogger
 
+    from hieros_pl.provenance import RunIdentity
+
+    if identity is None:
+        identity = RunIdentity(
+            cfg.logger.group or cfg.name, "default", f"{cfg.name}-seed{cfg.seed}"
+        )
     loggers: list[Any] = [CSVLogger(save_dir=str(run_dir), name="csv", version="")]
     if cfg.logger.wandb and cfg.logger.wandb_mode != "disabled":
         id_file = run_dir / "wandb_id.txt"
@@ -103,17 +121,22 @@ def build_loggers(cfg: Config, run_dir: Path) -> list[Any]:
             import uuid
 
             id_file.write_text(uuid.uuid4().hex[:8])
+        config: dict[str, Any] = asdict(cfg)
+        if provenance is not None:
+            config["provenance"] = {key: provenance[key] for key in provenance if key != "config"}
         loggers.append(
             WandbLogger(
                 save_dir=str(run_dir),
                 project=cfg.logger.project,
-                group=cfg.logger.group or cfg.name,
-                name=f"{cfg.name}-seed{cfg.seed}",
+                group=identity.group,
+                job_type=identity.job_type,
+                tags=identity.tags,
+                name=identity.name,
                 id=id_file.read_text().strip(),
                 resume="allow",
                 mode=cfg.logger.wandb_mode,
                 offline=cfg.logger.wandb_mode == "offline",
-                config=asdict(cfg),
+                config=config,
             )
         )
     if cfg.logger.tensorboard:

@@ -13,6 +13,7 @@ from typing import Any
 import torch
 from omegaconf import DictConfig
 
+from hieros_pl import provenance
 from hieros_pl.builders import (
     CONF_DIR,
     build_datamodule,
@@ -41,6 +42,7 @@ def run(cfg: Config, extra_callbacks: list[Any] | None = None) -> Any:
     from hieros_pl.callbacks.evaluation import Evaluation
     from hieros_pl.callbacks.metrics_logger import MetricsLogger
     from hieros_pl.callbacks.progress import EnvStepProgressBar
+    from hieros_pl.callbacks.wandb_run import FinishWandbRun
     from hieros_pl.envs import env_spec, make_env
 
     run_dir = Path(cfg.run_dir)
@@ -49,6 +51,9 @@ def run(cfg: Config, extra_callbacks: list[Any] | None = None) -> Any:
         log.info("run in %s already reached env_steps=%d; nothing to do", run_dir, cfg.env_steps)
         return None
     save_run_config(cfg, run_dir)
+    identity = provenance.run_identity(cfg)
+    record = provenance.collect(cfg, provenance.paper_preset(), identity)
+    provenance.write(run_dir, record)
     seed_everything(cfg)
     if cfg.trainer.threads > 0:
         torch.set_num_threads(cfg.trainer.threads)
@@ -73,6 +78,7 @@ def run(cfg: Config, extra_callbacks: list[Any] | None = None) -> Any:
         EnvStepCheckpoint(run_dir, cfg.callbacks.checkpoint_every),
         Evaluation(cfg, run_dir, env_loop),
         EnvStepProgressBar(cfg.env_steps, refresh_rate=max(1, cfg.env_steps // 1000)),
+        FinishWandbRun(),
         *(extra_callbacks or []),
     ]
     trainer = pl.Trainer(
@@ -81,7 +87,7 @@ def run(cfg: Config, extra_callbacks: list[Any] | None = None) -> Any:
         precision=cfg.trainer.precision,  # type: ignore[arg-type]  # validated against PRECISIONS
         max_steps=-1,
         max_epochs=-1,
-        logger=build_loggers(cfg, run_dir),
+        logger=build_loggers(cfg, run_dir, identity, record),
         callbacks=callbacks,
         enable_checkpointing=False,
         enable_model_summary=False,
