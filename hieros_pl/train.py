@@ -42,6 +42,7 @@ def run(cfg: Config, extra_callbacks: list[Any] | None = None) -> Any:
     from hieros_pl.callbacks.evaluation import Evaluation
     from hieros_pl.callbacks.metrics_logger import MetricsLogger
     from hieros_pl.callbacks.progress import EnvStepProgressBar
+    from hieros_pl.callbacks.videos import Videos
     from hieros_pl.callbacks.wandb_run import FinishWandbRun
     from hieros_pl.envs import env_spec, make_env
 
@@ -78,6 +79,7 @@ def run(cfg: Config, extra_callbacks: list[Any] | None = None) -> Any:
         EnvStepCheckpoint(run_dir, cfg.callbacks.checkpoint_every),
         Evaluation(cfg, run_dir, env_loop),
         EnvStepProgressBar(cfg.env_steps, refresh_rate=max(1, cfg.env_steps // 1000)),
+        Videos(cfg, run_dir),
         FinishWandbRun(),
         *(extra_callbacks or []),
     ]
