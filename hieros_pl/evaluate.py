@@ -1,7 +1,10 @@
 """hieros-eval: score a checkpoint with N episodes on separate evaluation environments.
 
-``hieros-eval <run_dir | checkpoint> [--episodes N] [--mode greedy|sample]`` prints the scores as
-JSON, with the protocol they were measured under (ALGORITHM.md §10.2).
+``hieros-eval <run_dir | checkpoint> [--checkpoint NAME] [--episodes N] [--mode greedy|sample]
+[--video] [--out FILE]`` writes the scores as JSON (default
+``<run_dir>/eval/hieros-eval_<mode>_<env_steps>.json``) and prints them, with the protocol they
+were measured under (ALGORITHM.md §10.2); ``--video`` adds one episode as an mp4 in
+``<run_dir>/videos``.
 """
 
 from __future__ import annotations
@@ -149,9 +152,7 @@ def load_run(path: Path) -> tuple[Config, HierosModule]:
     """Config and weights of a run dir (or of a checkpoint inside one)."""
     from hieros_pl.builders import build_module, load_run_config
 
-    checkpoint = path if path.is_file() else path / "checkpoints" / "last.ckpt"
-    if not checkpoint.exists():
-        raise FileNotFoundError(f"no checkpoint at {checkpoint}")
+    checkpoint = checkpoint_path(path)
     run_dir = checkpoint.parent.parent
     cfg = load_run_config(run_dir)
     module = build_module(cfg)
@@ -160,17 +161,63 @@ def load_run(path: Path) -> tuple[Config, HierosModule]:
     return cfg, module
 
 
+def checkpoint_path(path: Path, name: str | None = None) -> Path:
+    """A checkpoint file itself, or ``<run_dir>/checkpoints/<name or last.ckpt>``."""
+    checkpoint = path if path.is_file() else path / "checkpoints" / (name or "last.ckpt")
+    if not checkpoint.exists():
+        raise FileNotFoundError(f"no checkpoint at {checkpoint}")
+    return checkpoint
+
+
+def describe(summary: dict[str, Any], budget: int) -> str:
+    """The protocol of an evaluation summary in one line (what every reported number carries)."""
+    when = "at the budget" if summary["env_steps"] >= budget else f"before the budget of {budget}"
+    return (
+        f"{summary['mode']} policy, mean of {summary['episodes']} complete episodes on "
+        f"{summary['protocol']['episodes_from']}, after {summary['env_steps']} env steps ({when})"
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="hieros-eval", description=__doc__)
     parser.add_argument("path", type=Path, help="run dir or checkpoint file")
+    parser.add_argument("--checkpoint", default=None, help="file in RUN_DIR/checkpoints")
     parser.add_argument("--episodes", type=int, default=100)
     parser.add_argument("--mode", choices=("greedy", "sample"), default="greedy")
+    parser.add_argument("--video", action="store_true", help="also write one episode as mp4")
+    parser.add_argument("--out", type=Path, default=None, help="JSON file (default: in RUN_DIR)")
     args = parser.parse_args(argv)
+    if args.episodes < 1:
+        sys.exit(f"hieros-eval: --episodes must be >= 1, got {args.episodes}")
     try:
-        cfg, module = load_run(args.path)
+        checkpoint = checkpoint_path(args.path, args.checkpoint)
+        cfg, module = load_run(checkpoint)
     except (FileNotFoundError, ValueError) as error:
         sys.exit(f"hieros-eval: {error}")
     result, _ = evaluate(module, cfg, args.episodes, args.mode)
     summary = result.summary(game_of(cfg))
+    summary["protocol"]["description"] = describe(summary, cfg.env_steps)
+    summary["checkpoint"] = str(checkpoint)
     summary["returns"] = result.returns
+    run_dir = checkpoint.parent.parent
+    stem = f"hieros-eval_{args.mode}_{result.env_steps}"
+    if args.video:
+        summary["video"] = str(
+            write_episode_video(module, cfg, args.mode, run_dir / "videos", stem)
+        )
+    out = args.out or run_dir / "eval" / f"{stem}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(summary, indent=2))
+    summary["written_to"] = str(out)
     print(json.dumps(summary, indent=2))
+
+
+def write_episode_video(
+    module: HierosModule, cfg: Config, mode: str, directory: Path, stem: str
+) -> Path:
+    """One episode of ``mode`` on a fresh env as ``<directory>/<stem>.mp4``."""
+    from hieros_pl.videos.episode import record_episode
+    from hieros_pl.videos.writer import write_video
+
+    frames, _ = record_episode(module, cfg, mode)
+    return write_video(directory / f"{stem}.mp4", frames)

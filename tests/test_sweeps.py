@@ -129,7 +129,12 @@ def test_slurm_launcher_yields_the_configured_sbatch_parameters(
     assert executor.max_num_timeout == 3
 
 
-SMALLER = ("env_steps=64", "callbacks.eval_episodes=2", "logger.log_every=16")
+SMALLER = (
+    "env_steps=64",
+    "callbacks.eval_episodes=2",
+    "logger.log_every=16",
+    "logger.video_every=0",
+)
 """Shrinks catch_tiny further: the test pays for 8 jobs (prefill is B + T - 1 = 23 steps)."""
 
 
