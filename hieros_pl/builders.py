@@ -7,6 +7,7 @@ here, so none of them imports another entry point.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -15,6 +16,8 @@ from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from hieros_pl.config import Config, ConfigError, register_configs, run_seed, to_config
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from hieros_pl.provenance import RunIdentity
@@ -121,23 +124,35 @@ def build_loggers(
             import uuid
 
             id_file.write_text(uuid.uuid4().hex[:8])
+        from wandb import Settings
+
         config: dict[str, Any] = asdict(cfg)
         if provenance is not None:
             config["provenance"] = {key: provenance[key] for key in provenance if key != "config"}
-        loggers.append(
-            WandbLogger(
-                save_dir=str(run_dir),
-                project=cfg.logger.project,
-                group=identity.group,
-                job_type=identity.job_type,
-                tags=identity.tags,
-                name=identity.name,
-                id=id_file.read_text().strip(),
-                resume="allow",
-                mode=cfg.logger.wandb_mode,
-                offline=cfg.logger.wandb_mode == "offline",
-                config=config,
-            )
+        wandb_logger = WandbLogger(
+            save_dir=str(run_dir),
+            project=cfg.logger.project,
+            group=identity.group,
+            job_type=identity.job_type,
+            tags=identity.tags,
+            name=identity.name,
+            id=id_file.read_text().strip(),
+            resume="allow",
+            mode=cfg.logger.wandb_mode,
+            offline=cfg.logger.wandb_mode == "offline",
+            config=config,
+            # wandb's own banner and summary table are not for the console; one line is.
+            settings=Settings(silent=True),
+        )
+        # Lightning always passes anonymous (None); wandb warns that the setting is deprecated.
+        wandb_logger._wandb_init.pop("anonymous", None)
+        loggers.append(wandb_logger)
+        log.info(
+            "wandb (%s): run %s in group %s under %s/wandb",
+            cfg.logger.wandb_mode,
+            identity.name,
+            identity.group,
+            run_dir,
         )
     if cfg.logger.tensorboard:
         loggers.append(TensorBoardLogger(save_dir=str(run_dir), name="tensorboard", version=""))

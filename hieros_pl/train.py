@@ -22,6 +22,7 @@ from hieros_pl.builders import (
     seed_everything,
 )
 from hieros_pl.config import Config, ConfigError, config_diff, register_configs, run_seed, to_config
+from hieros_pl.console import configure_console
 
 log = logging.getLogger(__name__)
 
@@ -114,6 +115,7 @@ def _hydra_entry(cfg: DictConfig) -> None:
         config = to_config(cfg)
     except ConfigError as error:
         raise SystemExit(f"hieros-train: invalid config: {error}") from None
+    configure_console()
     log_diff_against_paper_preset(config)
     run(config)
 

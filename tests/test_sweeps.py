@@ -138,7 +138,7 @@ SMALLER = (
 """Shrinks catch_tiny further: the test pays for 8 jobs (prefill is B + T - 1 = 23 steps)."""
 
 
-def _multirun(sweep_dir: Path, *extra: str) -> None:
+def _multirun(sweep_dir: Path, *extra: str) -> str:
     command = [
         sys.executable,
         "-m",
@@ -157,6 +157,7 @@ def _multirun(sweep_dir: Path, *extra: str) -> None:
         command, cwd=sweep_dir.parent, env=env, capture_output=True, text=True, timeout=600
     )
     assert completed.returncode == 0, completed.stderr[-3000:]
+    return completed.stdout + completed.stderr
 
 
 @pytest.fixture(scope="module", params=["basic", "local"])
@@ -164,7 +165,8 @@ def sweep_dir(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathF
     directory = tmp_path_factory.mktemp(f"sweep_{request.param}") / "catch_tiny"
     # wandb (a service process per run) only where the jobs share a process: the basic launcher.
     launcher = [] if request.param == "basic" else ["hydra/launcher=local", "logger.wandb=false"]
-    _multirun(directory, *launcher)
+    output = _multirun(directory, *launcher)
+    (directory / "console.txt").write_text(output)
     return directory
 
 
@@ -226,3 +228,19 @@ def test_report_of_the_basic_multirun_counts_runs_seeds_and_writes_tables_and_pl
     assert figures == ["curve_catch.png", "performance_profile.png"]
     markdown = (tmp_path / "report.md").read_text()
     assert "4 runs (4 finished)" in markdown and "greedy policy, mean of 2 episodes" in markdown
+
+
+def test_console_of_the_basic_multirun_is_one_bar_and_each_line_once(sweep_dir: Path) -> None:
+    if not sweep_dir.parent.name.startswith("sweep_basic"):
+        pytest.skip("the basic launcher's jobs print to the test's pipe; submitit's to files")
+    console = (sweep_dir / "console.txt").read_text()
+    jobs = 4
+    assert console.count("GPU available: False, used: False") == jobs  # once per job, not twice
+    for noise in ("Tip:", "TPU available", "weights_only", "Epoch 0", "Training:", "deprecated"):
+        assert noise not in console, noise
+    assert "There is a wandb run already in progress" not in console
+    assert console.count("final evaluation, greedy: return") == jobs
+    # Not a terminal: the bar prints at start and end (and at most once a minute between), not
+    # on each of the 64 env steps.
+    bar_prints = console.count("env steps:")
+    assert jobs * 2 <= bar_prints <= jobs * 6, bar_prints

@@ -4,15 +4,19 @@ break later autograd); scores are written to the loggers and to ``<run_dir>/eval
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
 
 from hieros_pl.callbacks.env_loop import EnvLoop
+from hieros_pl.callbacks.progress import EnvStepProgressBar
 from hieros_pl.config import CallbacksConfig, Config
-from hieros_pl.evaluate import evaluate, game_of
+from hieros_pl.evaluate import describe, evaluate, game_of
 from hieros_pl.module import HierosModule
+
+log = logging.getLogger(__name__)
 
 
 class Evaluation(pl.Callback):
@@ -76,9 +80,14 @@ class Evaluation(pl.Callback):
     ) -> None:
         game = game_of(self.cfg)
         summaries = {}
+        bar = trainer.progress_bar_callback if name == "final" else None
         for mode in modes:
+            if isinstance(bar, EnvStepProgressBar):
+                bar.start_evaluation(f"final eval ({mode})", episodes)
             shared = self.env_loop.carry if self.original else None
             result, carry = evaluate(module, self.cfg, episodes, mode, shared)
+            if isinstance(bar, EnvStepProgressBar):
+                bar.advance_evaluation(len(result.returns))
             if self.original:
                 self.env_loop.carry = carry
             summary = result.summary(game)
@@ -91,6 +100,14 @@ class Evaluation(pl.Callback):
                 metrics[f"eval/{mode}/hns"] = summary["human_normalized_score"]
             for logger in trainer.loggers:
                 logger.log_metrics(metrics, step=int(module.env_steps))
+            log.info(
+                "%s evaluation, %s: return %.3f ± %.3f (%s)",
+                name,
+                mode,
+                summary["return_mean"],
+                summary["return_std"],
+                describe(summary, self.cfg.env_steps),
+            )
         self.directory.mkdir(parents=True, exist_ok=True)
         path = self.directory / f"{name}_{int(module.env_steps)}.json"
         path.write_text(json.dumps(summaries, indent=2))
