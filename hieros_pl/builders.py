@@ -12,6 +12,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import torch
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
@@ -172,3 +173,12 @@ def seed_everything(cfg: Config) -> None:
     import lightning.pytorch as pl
 
     pl.seed_everything(seed, workers=True, verbose=False)
+
+
+def load_replay(cfg: Config, module: Any, checkpoint: Path) -> Any:
+    """The run's replay as it was at ``checkpoint`` (chunk files of ``<run_dir>/replay``), for
+    inspection after training: nothing is written."""
+    datamodule = build_datamodule(cfg, module, checkpoint.parent.parent)
+    state = torch.load(checkpoint, map_location="cpu", weights_only=False, mmap=True)
+    datamodule.load_state_dict(state[type(datamodule).__name__])
+    return datamodule

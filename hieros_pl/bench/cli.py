@@ -24,6 +24,7 @@ SUITES: dict[str, tuple[str, str]] = {
     "s5": ("hieros_pl.bench.s5", "bench_s5"),
     "world_model": ("hieros_pl.bench.world_model", "bench_world_model"),
     "agent": ("hieros_pl.bench.agent", "bench_agent"),
+    "videos": ("hieros_pl.bench.videos", "bench_videos"),
 }
 """Suite name -> (module, function returning a list of figure dicts). Imported lazily."""
 

@@ -51,9 +51,12 @@ def episode_frames(module: HierosModule, cfg: Config) -> np.ndarray:
     return frames
 
 
-def open_loop_frames(module: HierosModule, replay: ReplayDataModule) -> np.ndarray | None:
-    """Level 0's open-loop prediction on its newest replayed sequences, side by side."""
-    keys = spread_sequences(replay.buffers[0], OPEN_LOOP_SEQUENCES)
+def open_loop_frames(
+    module: HierosModule, replay: ReplayDataModule, sequences: int = OPEN_LOOP_SEQUENCES
+) -> np.ndarray | None:
+    """Level 0's open-loop prediction on ``sequences`` replayed sequences spread over the
+    replay's age, side by side (truth | prediction | error); None while the replay is empty."""
+    keys = spread_sequences(replay.buffers[0], sequences)
     if keys is None:
         return None
     batch = replay.buffers[0].gather(keys).to(module.device)

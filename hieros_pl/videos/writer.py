@@ -38,3 +38,16 @@ def write_video(path: Path, frames: np.ndarray, fps: int = 16) -> Path:
         for frame in enlarge(frames):
             writer.append_data(frame)  # type: ignore[attr-defined]  # ffmpeg writer, untyped
     return path
+
+
+def write_filmstrip(path: Path, frames: np.ndarray, count: int = 8) -> Path:
+    """``count`` evenly spaced frames of [T, Himg, Wimg, C] uint8 side by side as one PNG."""
+    import imageio.v2 as imageio
+
+    T = frames.shape[0]
+    chosen = np.unique(np.linspace(0, T - 1, min(count, T)).round().astype(np.int64))
+    gap = np.full((*frames.shape[1:2], 2, frames.shape[3]), 255, dtype=np.uint8)
+    strip = np.concatenate([part for index in chosen for part in (frames[index], gap)], axis=1)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    imageio.imwrite(path, enlarge(strip[None])[0])
+    return path
