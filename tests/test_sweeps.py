@@ -3,6 +3,7 @@ with submitit_local and reports; the SLURM launcher yields the configured sbatch
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import subprocess
@@ -198,6 +199,10 @@ def test_multirun_writes_four_distinct_run_dirs_with_metrics_provenance_and_scor
             data = record.read_bytes()
             for text in ("catch_tiny", identity["name"], "hierarchy:depth1", identity["job_type"]):
                 assert text.encode() in data
+            # Every CSV column was logged to wandb under the same key.
+            with open(run_dir / "csv" / "metrics.csv") as handle:
+                columns = set(next(csv.reader(handle))) - {"step"}
+            assert columns and not [key for key in columns if key.encode() not in data]
     assert len(seen) == 4
 
 
