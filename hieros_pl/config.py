@@ -366,6 +366,9 @@ class LoggerConfig:
     """Also write TensorBoard event files."""
     log_every: int = 1000
     """Scalar logging interval in env steps."""
+    video_every: int = 20_000
+    """Video interval in env steps (greedy episode, open-loop prediction; also at the final
+    evaluation), written to <run_dir>/videos and sent to wandb/TensorBoard; 0 = no videos."""
 
 
 @dataclass
@@ -560,6 +563,10 @@ def _validate_run(cfg: Config) -> None:
     _choice("trainer.precision", cfg.trainer.precision, PRECISIONS)
     _choice("logger.wandb_mode", cfg.logger.wandb_mode, WANDB_MODES)
     _positive("logger.log_every", cfg.logger.log_every)
+    if cfg.logger.video_every < 0:
+        raise ConfigError(
+            f"logger.video_every must be >= 0 (0 = off), got {cfg.logger.video_every}"
+        )
     _positive("callbacks.checkpoint_every", cfg.callbacks.checkpoint_every)
     _positive("callbacks.eval_episodes", cfg.callbacks.eval_episodes)
     for part in ("world_model", "actor", "critic", "subgoal_ae"):

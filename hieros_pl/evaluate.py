@@ -1,7 +1,10 @@
 """hieros-eval: score a checkpoint with N episodes on separate evaluation environments.
 
-``hieros-eval <run_dir | checkpoint> [--episodes N] [--mode greedy|sample]`` prints the scores as
-JSON, with the protocol they were measured under (ALGORITHM.md §10.2).
+``hieros-eval <run_dir | checkpoint> [--checkpoint NAME] [--episodes N] [--mode greedy|sample]
+[--video] [--out FILE]`` writes the scores as JSON (default
+``<run_dir>/eval/hieros-eval_<mode>_<env_steps>.json``) and prints them, with the protocol they
+were measured under (ALGORITHM.md §10.2); ``--video`` adds one episode as an mp4 in
+``<run_dir>/videos``.
 """
 
 from __future__ import annotations
@@ -19,13 +22,13 @@ import gymnasium
 import numpy as np
 import torch
 
-from hieros_pl.behavior.imagination import evaluation_mode
 from hieros_pl.config import Config, EnvConfig, run_seed
 from hieros_pl.envs import EnvSpec, to_env_action
 from hieros_pl.errors import cli_boundary
 from hieros_pl.evaluation_progress import EpisodeBar
 from hieros_pl.hierarchy.hierarchy import ActCarry
 from hieros_pl.module import HierosModule
+from hieros_pl.nn.modes import evaluation_mode
 
 EVAL_SEED_OFFSET = 1_000_003
 """Evaluation envs are seeded with seed + this offset + index, disjoint from training envs."""
@@ -150,10 +153,13 @@ def evaluate(
     mode: str,
     carry: ActCarry | None = None,
     show_progress: bool = True,
+    on_episode: Callable[[float], None] | None = None,
 ) -> tuple[EvalResult, ActCarry]:
     """Build the eval envs, play, and close them. ``carry``: shared runtime state (D14 only).
 
-    ``min(env.eval_num_envs, episodes)`` envs play as one batch; a bar counts the episodes.
+    ``min(env.eval_num_envs, episodes)`` envs play as one batch. ``on_episode`` receives each
+    counted return (the training run's bar); without it a bar of its own counts the episodes
+    when ``show_progress``.
     """
     from hieros_pl.envs import env_spec, make_env
 
@@ -164,10 +170,17 @@ def evaluate(
         cfg.env.num_envs if carry is not None else eval_env_count(episodes, cfg.env.eval_num_envs)
     )
     env = make_env(cfg.env, seed=eval_seed, num_envs=count)
-    bar = EpisodeBar(episodes, f"eval {mode}", show_progress)
+    bar = EpisodeBar(episodes, f"eval {mode}", show_progress and on_episode is None)
     try:
         returns, lengths, carry = run_episodes(
-            module, env, env_spec(env), episodes, mode, eval_seed, carry, bar.on_episode
+            module,
+            env,
+            env_spec(env),
+            episodes,
+            mode,
+            eval_seed,
+            carry,
+            on_episode or bar.on_episode,
         )
     finally:
         bar.close()
@@ -187,12 +200,10 @@ def game_of(cfg: Config) -> str | None:
 
 def load_run(path: Path) -> tuple[Config, HierosModule]:
     """Config and weights of a run dir (or of a checkpoint inside one)."""
+    from hieros_pl.builders import build_module, load_run_config
     from hieros_pl.callbacks.checkpoint import load_checkpoint
-    from hieros_pl.train import build_module, load_run_config
 
-    checkpoint = path if path.is_file() else path / "checkpoints" / "last.ckpt"
-    if not checkpoint.exists():
-        raise FileNotFoundError(f"no checkpoint at {checkpoint}")
+    checkpoint = checkpoint_path(path)
     run_dir = checkpoint.parent.parent
     cfg = load_run_config(run_dir)
     module = build_module(cfg)
@@ -201,18 +212,69 @@ def load_run(path: Path) -> tuple[Config, HierosModule]:
     return cfg, module
 
 
+def checkpoint_path(path: Path, name: str | None = None) -> Path:
+    """A checkpoint file itself, or ``<run_dir>/checkpoints/<name or last.ckpt>``."""
+    checkpoint = path if path.is_file() else path / "checkpoints" / (name or "last.ckpt")
+    if not checkpoint.exists():
+        raise FileNotFoundError(f"no checkpoint at {checkpoint}")
+    return checkpoint
+
+
+def describe(summary: dict[str, Any], budget: int) -> str:
+    """The protocol of an evaluation summary in one line (what every reported number carries)."""
+    when = "at the budget" if summary["env_steps"] >= budget else f"before the budget of {budget}"
+    return (
+        f"{summary['mode']} policy, mean of {summary['episodes']} complete episodes on "
+        f"{summary['protocol']['episodes_from']}, after {summary['env_steps']} env steps ({when})"
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="hieros-eval", description=__doc__)
     parser.add_argument("path", type=Path, help="run dir or checkpoint file")
+    parser.add_argument("--checkpoint", default=None, help="file in RUN_DIR/checkpoints")
     parser.add_argument("--episodes", type=int, default=100)
     parser.add_argument("--mode", choices=("greedy", "sample"), default="greedy")
+    parser.add_argument("--video", action="store_true", help="also write one episode as mp4")
+    parser.add_argument("--out", type=Path, default=None, help="JSON file (default: in RUN_DIR)")
     args = parser.parse_args(argv)
     with cli_boundary("hieros-eval"):
-        try:
-            cfg, module = load_run(args.path)
-        except (FileNotFoundError, ValueError) as error:
-            sys.exit(f"hieros-eval: {error}")
-        result, _ = evaluate(module, cfg, args.episodes, args.mode)
+        _evaluate_and_write(args)
+
+
+def _evaluate_and_write(args: argparse.Namespace) -> None:
+    """hieros-eval's work once its arguments are parsed (inside the one-line error boundary)."""
+    if args.episodes < 1:
+        sys.exit(f"hieros-eval: --episodes must be >= 1, got {args.episodes}")
+    try:
+        checkpoint = checkpoint_path(args.path, args.checkpoint)
+        cfg, module = load_run(checkpoint)
+    except (FileNotFoundError, ValueError) as error:
+        sys.exit(f"hieros-eval: {error}")
+    result, _ = evaluate(module, cfg, args.episodes, args.mode)
     summary = result.summary(game_of(cfg))
+    summary["protocol"]["description"] = describe(summary, cfg.env_steps)
+    summary["checkpoint"] = str(checkpoint)
     summary["returns"] = result.returns
+    run_dir = checkpoint.parent.parent
+    stem = f"hieros-eval_{args.mode}_{result.env_steps}"
+    if args.video:
+        summary["video"] = str(
+            write_episode_video(module, cfg, args.mode, run_dir / "videos", stem)
+        )
+    out = args.out or run_dir / "eval" / f"{stem}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(summary, indent=2))
+    summary["written_to"] = str(out)
     print(json.dumps(summary, indent=2))
+
+
+def write_episode_video(
+    module: HierosModule, cfg: Config, mode: str, directory: Path, stem: str
+) -> Path:
+    """One episode of ``mode`` on a fresh env as ``<directory>/<stem>.mp4``."""
+    from hieros_pl.videos.episode import record_episode
+    from hieros_pl.videos.writer import write_video
+
+    frames, _ = record_episode(module, cfg, mode)
+    return write_video(directory / f"{stem}.mp4", frames)

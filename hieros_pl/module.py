@@ -9,10 +9,10 @@ import torch
 from torch import Tensor
 
 from hieros_pl import __version__
-from hieros_pl.behavior.imagination import evaluation_mode
 from hieros_pl.config import Config, OptimizerConfig
 from hieros_pl.data.batch import Batch, HierarchyBatch
 from hieros_pl.hierarchy.hierarchy import ActCarry, Hierarchy, LevelRecord, build_level_specs
+from hieros_pl.nn.modes import evaluation_mode
 from hieros_pl.rng_state import capture_rng_states, restore_rng_states
 from hieros_pl.world_models.world_model import weighted_total
 

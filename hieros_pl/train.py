@@ -12,175 +12,38 @@ import logging
 import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import OmegaConfBaseException
+from omegaconf import DictConfig
 
+from hieros_pl import provenance
+from hieros_pl.builders import (
+    CONF_DIR,
+    RUN_CONFIG,
+    build_datamodule,
+    build_loggers,
+    build_module,
+    compose_config,
+    load_run_config,
+    save_run_config,
+    seed_everything,
+)
 from hieros_pl.config import (
     Config,
-    ConfigError,
     composition_error,
     config_diff,
     register_configs,
     run_seed,
     to_config,
 )
+from hieros_pl.console import configure_console
 from hieros_pl.errors import EnvError, cli_boundary, one_line
 from hieros_pl.preemption import Preempted, Preemption
 
 log = logging.getLogger(__name__)
 
-RUN_CONFIG = "config.yaml"
 RUN_LOG = "train.log"
-
-
-def conf_dir() -> Path:
-    """The configs: ``hieros_pl/conf`` in an installed wheel, ``<checkout>/conf`` in a checkout."""
-    package = Path(__file__).resolve().parent
-    installed = package / "conf"
-    return installed if (installed / "train.yaml").is_file() else package.parent / "conf"
-
-
-CONF_DIR = conf_dir()
-
-
-def compose_config(overrides: list[str] | tuple[str, ...] = ()) -> Config:
-    """Compose ``conf/train.yaml`` with ``overrides`` outside a Hydra app (bench, notebooks)."""
-    from hydra import compose, initialize_config_dir
-    from hydra.errors import HydraException
-
-    register_configs()
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        try:
-            cfg = compose("train", overrides=["run_dir=unused", *overrides])
-        except HydraException as error:
-            raise composition_error(error) from error
-    return to_config(cfg)
-
-
-def load_run_config(run_dir: str | Path) -> Config:
-    """The validated config a run dir was trained with."""
-    path = Path(run_dir) / RUN_CONFIG
-    if not path.exists():
-        raise FileNotFoundError(f"no {RUN_CONFIG} in run dir {run_dir}")
-    schema = OmegaConf.structured(Config)
-    try:
-        merged = OmegaConf.merge(schema, OmegaConf.load(path))
-    except OmegaConfBaseException as error:
-        key = getattr(error, "full_key", None) or "?"
-        raise ConfigError(
-            f"{path}: key {key!r} does not fit this version's config schema "
-            f"({type(error).__name__}); the run was written by another version of hieros-pl"
-        ) from None
-    return to_config(merged)
-
-
-def save_run_config(cfg: Config, run_dir: Path) -> None:
-    run_dir.mkdir(parents=True, exist_ok=True)
-    OmegaConf.save(OmegaConf.structured(cfg), run_dir / RUN_CONFIG)
-
-
-def build_module(cfg: Config) -> Any:
-    """The HierosModule for ``cfg``'s environment (builds and closes one env to read its spaces)."""
-    from hieros_pl.envs import env_spec, make_env
-    from hieros_pl.module import HierosModule
-
-    env = make_env(cfg.env, seed=cfg.seed, num_envs=1)
-    try:
-        spec = env_spec(env)
-    finally:
-        env.close()
-    return HierosModule(cfg, spec.obs_shape, spec.obs_is_image, spec.action_dim, spec.discrete)
-
-
-def build_datamodule(cfg: Config, module: Any, run_dir: Path) -> Any:
-    """One replay buffer per level, each writing chunk files under ``<run_dir>/replay/level{i}``."""
-    import numpy as np
-
-    from hieros_pl.data.datamodule import ReplayDataModule
-    from hieros_pl.replay.buffer import SequenceBuffer, step_spec
-
-    buffers = []
-    for spec in module.specs:
-        obs_dtype = np.dtype(np.uint8) if spec.obs_is_image else np.dtype(np.float32)
-        subgoal_dim = cfg.world_model.deter if spec.goal_code_dim else 0
-        fields = step_spec(
-            spec.obs_shape, obs_dtype, spec.action_dim, subgoal_dim, spec.goal_code_dim
-        )
-        buffers.append(
-            SequenceBuffer(
-                cfg.replay,
-                fields,
-                num_envs=cfg.env.num_envs,
-                seed=replay_seed(cfg, spec.level),
-                directory=run_dir / "replay" / f"level{spec.level}",
-                etbs_scale_by_capacity=cfg.compat.etbs_scaling_original,
-            )
-        )
-    return ReplayDataModule(buffers, module.hierarchy.level_strides())
-
-
-def build_loggers(cfg: Config, run_dir: Path, resume_step: int | None = None) -> list[Any]:
-    """CSV always; wandb (offline by default, one run per job, resumable); TensorBoard optional.
-
-    ``resume_step``: the env step a resumed run continues from; every logger keeps what was
-    logged up to it and appends after it (wandb resumes the same run id, TensorBoard purges the
-    events written after the checkpoint).
-    """
-    from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
-
-    from hieros_pl.resumable_csv import ResumableCSVLogger
-
-    loggers: list[Any] = [
-        ResumableCSVLogger(save_dir=str(run_dir), resume_step=resume_step, name="csv", version="")
-    ]
-    if cfg.logger.wandb and cfg.logger.wandb_mode != "disabled":
-        id_file = run_dir / "wandb_id.txt"
-        if not id_file.exists():
-            import uuid
-
-            id_file.write_text(uuid.uuid4().hex[:8])
-        loggers.append(
-            WandbLogger(
-                save_dir=str(run_dir),
-                project=cfg.logger.project,
-                group=cfg.logger.group or cfg.name,
-                name=f"{cfg.name}-seed{cfg.seed}",
-                id=id_file.read_text().strip(),
-                resume="allow",
-                mode=cfg.logger.wandb_mode,
-                offline=cfg.logger.wandb_mode == "offline",
-                config=asdict(cfg),
-            )
-        )
-    if cfg.logger.tensorboard:
-        loggers.append(
-            TensorBoardLogger(
-                save_dir=str(run_dir),
-                name="tensorboard",
-                version="",
-                purge_step=None if resume_step is None else resume_step + 1,
-            )
-        )
-    return loggers
-
-
-def replay_seed(cfg: Config, level: int) -> int:
-    """Level i's sampler seed; the original gives every sampler the fixed seed 0 (D12)."""
-    seed = run_seed(cfg)
-    return 0 if seed is None else seed + 7919 * level
-
-
-def seed_everything(cfg: Config) -> None:
-    seed = run_seed(cfg)
-    if seed is None:
-        return
-    import lightning.pytorch as pl
-
-    pl.seed_everything(seed, workers=True, verbose=False)
 
 
 def build_env(cfg: Config, num_envs: int | None = None) -> Any:
@@ -288,12 +151,17 @@ def _train(
     from hieros_pl.callbacks.evaluation import Evaluation
     from hieros_pl.callbacks.metrics_logger import MetricsLogger
     from hieros_pl.callbacks.progress import EnvStepProgressBar
+    from hieros_pl.callbacks.videos import Videos
+    from hieros_pl.callbacks.wandb_run import FinishWandbRun
     from hieros_pl.envs import env_spec
     from hieros_pl.module import HierosModule
 
     if resume_step is not None:
         log.info("resuming %s from env step %d (%s)", run_dir, resume_step, resume_from)
     save_run_config(cfg, run_dir)
+    identity = provenance.run_identity(cfg)
+    record = provenance.collect(cfg, provenance.paper_preset(), identity)
+    provenance.write(run_dir, record)
     seed_everything(cfg)
     if cfg.trainer.threads > 0:
         import torch
@@ -321,6 +189,8 @@ def _train(
         checkpoint,
         Evaluation(cfg, run_dir, env_loop),
         EnvStepProgressBar(cfg.env_steps, refresh_rate=max(1, cfg.env_steps // 1000)),
+        Videos(cfg, run_dir),
+        FinishWandbRun(),
         *(extra_callbacks or []),
     ]
     trainer = pl.Trainer(
@@ -329,7 +199,7 @@ def _train(
         precision=cfg.trainer.precision,  # type: ignore[arg-type]  # validated against PRECISIONS
         max_steps=-1,
         max_epochs=-1,
-        logger=build_loggers(cfg, run_dir, resume_step),
+        logger=build_loggers(cfg, run_dir, identity, record, resume_step),
         callbacks=callbacks,
         plugins=cluster_plugins(),
         enable_checkpointing=False,
@@ -374,7 +244,7 @@ def finish_complete_run(cfg: Config, run_dir: Path, steps: int) -> None:
     seed_everything(cfg)
     module = build_module(cfg)
     module.load_state_dict(load_checkpoint(checkpoint)["state_dict"])
-    loggers = build_loggers(cfg, run_dir, steps)
+    loggers = build_loggers(cfg, run_dir, resume_step=steps)
     preemption = Preemption()
     preemption.install()
     try:
@@ -407,6 +277,7 @@ def cluster_plugins() -> list[Any]:
 def _hydra_entry(cfg: DictConfig) -> None:
     with cli_boundary("hieros-train"):
         config = to_config(cfg)
+        configure_console()
         log_diff_against_paper_preset(config)
         try:
             run(config)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
+import imageio.v2 as imageio
 import pytest
 
 from hieros_pl.evaluate import main, protocol
@@ -26,6 +28,32 @@ def test_eval_scores_a_trained_run(tmp_path: Path, capsys: pytest.CaptureFixture
     assert summary["length_mean"] == cfg.env.grid_size - 1  # the ball lands after G - 1 steps
     assert summary["env_steps"] == 60
     assert summary["protocol"]["policy"] == "greedy"
+    assert summary["protocol"]["description"] == (
+        "greedy policy, mean of 3 complete episodes on separate eval envs, "
+        "after 60 env steps (at the budget)"
+    )
+    written = tmp_path / "eval" / "hieros-eval_greedy_60.json"
+    assert summary["written_to"] == str(written)
+    assert json.loads(written.read_text())["returns"] == summary["returns"]
+
+
+def test_eval_of_a_named_checkpoint_writes_json_and_a_video(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cfg = compose(
+        "debug=fast", "hierarchy=depth1", "env_steps=40", "train_ratio=32", f"run_dir={tmp_path}"
+    )
+    run(cfg)
+    shutil.copy(tmp_path / "checkpoints" / "last.ckpt", tmp_path / "checkpoints" / "kept.ckpt")
+    capsys.readouterr()
+    out = tmp_path / "scores.json"
+    arguments = ["--checkpoint", "kept.ckpt", "--episodes", "2", "--mode", "sample", "--video"]
+    main([str(tmp_path), *arguments, "--out", str(out)])
+    summary = json.loads(out.read_text())
+    assert summary["checkpoint"] == str(tmp_path / "checkpoints" / "kept.ckpt")
+    assert summary["protocol"]["policy"] == "sample" and summary["episodes"] == 2
+    frames = imageio.mimread(summary["video"])
+    assert len(frames) == cfg.env.grid_size  # G - 1 steps: G observations
 
 
 def test_missing_checkpoint_names_the_file(tmp_path: Path) -> None:

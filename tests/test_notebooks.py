@@ -1,4 +1,4 @@
-"""notebooks/inspect_run.ipynb executes top to bottom on the output of a tiny real run."""
+"""Every notebook executes top to bottom on the output of a tiny real run or a tiny sweep."""
 
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ from nbclient import NotebookClient
 from hieros_pl.train import run
 from tests.conftest import compose
 
-NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "inspect_run.ipynb"
+NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+NOTEBOOK = NOTEBOOKS / "inspect_run.ipynb"
 PROBE = "import sys\nprint('kernel executable:', sys.executable)"
 
 
@@ -47,7 +48,7 @@ def _this_python_kernel(spec_root: Path) -> KernelManager:
 
 def _texts(notebook: nbformat.NotebookNode) -> str:
     return "\n".join(
-        output.get("text", "")
+        output.get("text", "") + output.get("data", {}).get("text/plain", "")
         for cell in notebook.cells
         if cell.cell_type == "code"
         for output in cell.outputs
@@ -95,3 +96,60 @@ def test_inspect_run_notebook_executes_on_a_tiny_run(run_dir: Path, tmp_path: Pa
     assert _images(notebook) == 3
     figures = sorted(path.name for path in (run_dir / "figures").glob("*.png"))
     assert figures == ["episode_score.png", "level0_world_model.png", "replay_visit_deciles.png"]
+
+
+@pytest.fixture(scope="module")
+def sweep_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two seeds of a tiny catch run with a final evaluation: the smallest sweep with CIs."""
+    directory = tmp_path_factory.mktemp("tiny_sweep")
+    for seed in (0, 1):
+        overrides = ("debug=fast", "hierarchy=depth1", "env_steps=60", "train_ratio=32")
+        final = ("callbacks.final_eval=true", "callbacks.eval_episodes=2", f"seed={seed}")
+        run(compose(*overrides, *final, f"run_dir={directory / f'seed{seed}'}"))
+    return directory
+
+
+def _execute(name: str, parameters: str, tmp_path: Path) -> nbformat.NotebookNode:
+    notebook = nbformat.read(NOTEBOOKS / name, as_version=4)
+    nbformat.validate(notebook)
+    code = [cell for cell in notebook.cells if cell.cell_type == "code"]
+    assert "parameters" in code[0].metadata.get("tags", [])
+    assert all(cell.outputs == [] and cell.execution_count is None for cell in code)
+    code[0].source = parameters
+    client = NotebookClient(
+        notebook,
+        km=_this_python_kernel(tmp_path / "kernels"),
+        kernel_name="python3",
+        timeout=180,
+        resources={"metadata": {"path": str(tmp_path)}},
+    )
+    client.execute()
+    return notebook
+
+
+def test_sweep_results_notebook_reports_a_tiny_sweep(sweep_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "report"
+    parameters = f"SWEEP_DIR = {str(sweep_dir)!r}\nOUT_DIR = {str(out)!r}\nREPS = 100"
+    notebook = _execute("sweep_results.ipynb", parameters, tmp_path)
+    text = _texts(notebook)
+    assert "2 runs (2 finished); configurations: ['default']" in text
+    assert "greedy policy, mean of 2 episodes" in text  # the per-game table's protocol column
+    assert _images(notebook) == 2  # curve_catch.png, performance_profile.png
+    assert (out / "report.md").exists()
+
+
+def test_replay_sampling_notebook_compares_etbs_and_uniform(run_dir: Path, tmp_path: Path) -> None:
+    notebook = _execute("replay_sampling.ipynb", f"RUN_DIR = {str(run_dir)!r}\nLEVEL = 0", tmp_path)
+    text = _texts(notebook)
+    assert "level 0: 65 sequences" in text  # 80 steps, T = 16: 80 - 16 + 1 sequences
+    for name in ("this run (etbs)", "etbs τ=0.3 (simulated)", "uniform (simulated)"):
+        assert name in text
+    assert _images(notebook) == 1
+
+
+def test_open_loop_notebook_predicts_from_the_checkpoint(run_dir: Path, tmp_path: Path) -> None:
+    parameters = f"RUN_DIR = {str(run_dir)!r}\nSEQUENCES = 3"
+    notebook = _execute("open_loop_imagination.ipynb", parameters, tmp_path)
+    assert "16 steps per sequence: 5 observed, then predicted open loop" in _texts(notebook)
+    assert _images(notebook) == 1
+    assert (run_dir / "figures" / "open_loop.mp4").stat().st_size > 0

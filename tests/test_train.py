@@ -16,10 +16,11 @@ import pytest
 import torch
 from lightning.pytorch.plugins.precision import MixedPrecision
 
+from hieros_pl.builders import load_run_config, replay_seed, save_run_config
 from hieros_pl.config import ConfigError, run_seed
 from hieros_pl.module import HierosModule, NonFiniteLossError
 from hieros_pl.preemption import Preempted
-from hieros_pl.train import load_run_config, replay_seed, run, save_run_config
+from hieros_pl.train import run
 from hieros_pl.world_models.world_model import WorldModel
 from tests.conftest import compose
 

@@ -22,6 +22,7 @@ import torch
 from torch import Tensor, nn
 
 from hieros_pl.behavior.actor import Actor
+from hieros_pl.nn.modes import evaluation_mode
 from hieros_pl.world_models.latent import LatentState
 
 
@@ -65,24 +66,6 @@ class Imagination:
         """Critic input [feat⁺, g], with the graph through the dynamics when there is one."""
         # -> [N, H+1, F+Gin] float32
         return torch.cat([self.actor_features, self.goal_input], dim=-1)
-
-
-@contextmanager
-def evaluation_mode(module: object) -> Iterator[None]:
-    """Temporarily put a module in eval mode (no dropout), then restore its training flag.
-
-    A module already in eval mode is left alone: switching walks every submodule, which costs
-    milliseconds for the whole hierarchy, so loops of acting steps switch once around the loop.
-    """
-    if not isinstance(module, nn.Module) or not module.training:
-        yield
-        return
-    was_training = module.training
-    module.eval()
-    try:
-        yield
-    finally:
-        module.train(was_training)
 
 
 @contextmanager

@@ -17,12 +17,12 @@ import lightning.pytorch as pl
 import torch
 from torch.utils.data import DataLoader, IterableDataset
 
-from hieros_pl.behavior.imagination import evaluation_mode
 from hieros_pl.bench.timing import median_ms
+from hieros_pl.builders import compose_config
 from hieros_pl.config import Config
 from hieros_pl.data.batch import Batch, HierarchyBatch
 from hieros_pl.module import HierosModule
-from hieros_pl.train import compose_config
+from hieros_pl.nn.modes import evaluation_mode
 
 ATARI_ACTIONS = 18
 """The largest minimal action set of the 26 games (full Atari set)."""

@@ -27,6 +27,7 @@ SUITES: dict[str, tuple[str, str]] = {
     "policy": ("hieros_pl.bench.agent", "bench_policy"),
     "evaluation": ("hieros_pl.bench.evaluation", "bench_evaluation"),
     "run": ("hieros_pl.bench.run", "bench_run"),
+    "videos": ("hieros_pl.bench.videos", "bench_videos"),
 }
 """Suite name -> (module, function returning a list of figure dicts). Imported lazily."""
 

@@ -20,12 +20,12 @@ import lightning.pytorch as pl
 import numpy as np
 import torch
 
-from hieros_pl.behavior.imagination import evaluation_mode
 from hieros_pl.callbacks.episode_state import episode_state, resume_episode_state
 from hieros_pl.data.datamodule import ReplayDataModule
 from hieros_pl.envs import EnvSpec, to_env_action
 from hieros_pl.hierarchy.hierarchy import ActCarry, LevelRecord
 from hieros_pl.module import HierosModule
+from hieros_pl.nn.modes import evaluation_mode
 from hieros_pl.replay.buffer import Transition
 
 log = logging.getLogger(__name__)

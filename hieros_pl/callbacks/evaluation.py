@@ -4,15 +4,19 @@ break later autograd); scores are written to the loggers and to ``<run_dir>/eval
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
 
 from hieros_pl.callbacks.env_loop import EnvLoop
+from hieros_pl.callbacks.progress import EnvStepProgressBar
 from hieros_pl.config import CallbacksConfig, Config
-from hieros_pl.evaluate import evaluate, game_of
+from hieros_pl.evaluate import describe, evaluate, game_of
 from hieros_pl.module import HierosModule
+
+log = logging.getLogger(__name__)
 
 
 class Evaluation(pl.Callback):
@@ -29,9 +33,13 @@ class Evaluation(pl.Callback):
         self.settings: CallbacksConfig = cfg.callbacks
         self.directory = Path(run_dir) / "eval"
         self.next_eval = self.settings.eval_every
+        self.progress_bar: EnvStepProgressBar | None = None
+        """The run's bar, which counts the final evaluation's episodes after the env steps."""
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         assert isinstance(pl_module, HierosModule)
+        bar = trainer.progress_bar_callback
+        self.progress_bar = bar if isinstance(bar, EnvStepProgressBar) else None
         every = self._every()
         if every > 0:
             self.next_eval = (int(pl_module.env_steps) // every + 1) * every
@@ -89,9 +97,19 @@ class Evaluation(pl.Callback):
     ) -> None:
         game = game_of(self.cfg)
         summaries = {}
+        bar = self.progress_bar if name == "final" else None
         for mode in modes:
+            if bar is not None:
+                bar.start_evaluation(f"{name} eval ({mode})", episodes)
             shared = self.env_loop.carry if self.original and self.env_loop else None
-            result, carry = evaluate(module, self.cfg, episodes, mode, shared)
+            result, carry = evaluate(
+                module,
+                self.cfg,
+                episodes,
+                mode,
+                shared,
+                on_episode=None if bar is None else (lambda _: bar.advance_evaluation(1)),
+            )
             if self.original and self.env_loop:
                 self.env_loop.carry = carry
             summary = result.summary(game)
@@ -104,6 +122,14 @@ class Evaluation(pl.Callback):
                 metrics[f"eval/{mode}/hns"] = summary["human_normalized_score"]
             for logger in loggers:
                 logger.log_metrics(metrics, step=int(module.env_steps))
+            log.info(
+                "%s evaluation, %s: return %.3f ± %.3f (%s)",
+                name,
+                mode,
+                summary["return_mean"],
+                summary["return_std"],
+                describe(summary, self.cfg.env_steps),
+            )
         self.directory.mkdir(parents=True, exist_ok=True)
         path = self.directory / f"{name}_{int(module.env_steps)}.json"
         path.write_text(json.dumps(summaries, indent=2))

@@ -7,7 +7,7 @@ import torch
 from torch import Tensor, nn
 
 from hieros_pl.behavior.actor import Actor
-from hieros_pl.behavior.imagination import evaluation_mode, imagine
+from hieros_pl.behavior.imagination import imagine
 from hieros_pl.config import S5Config, WorldModelConfig
 from hieros_pl.nn.symlog import symlog
 from hieros_pl.world_models.latent import LatentState
@@ -184,26 +184,3 @@ def test_world_model_runs_in_eval_mode_and_flag_is_restored() -> None:
     imagine(world_model, actor, world_model.initial(2), torch.zeros(2, GOAL), 3)
     assert world_model.modes == [False, False, False]
     assert world_model.training
-
-
-class ModeSwitchCounter(nn.Module):
-    """Counts calls of ``train`` (``eval`` calls ``train(False)``), each a walk of the subtree."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.switches = 0
-
-    def train(self, mode: bool = True) -> ModeSwitchCounter:
-        self.switches += 1
-        return super().train(mode)
-
-
-def test_evaluation_mode_switches_once_around_nested_uses() -> None:
-    module = ModeSwitchCounter().train()
-    module.switches = 0
-    with evaluation_mode(module):
-        for _ in range(3):
-            with evaluation_mode(module):
-                assert not module.training
-    assert module.training
-    assert module.switches == 2  # one eval() on entry, one train(True) on exit

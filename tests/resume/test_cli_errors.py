@@ -77,7 +77,7 @@ def test_hydra_full_error_still_shows_the_traceback(tmp_path: Path) -> None:
 
 
 def test_hieros_eval_refuses_a_checkpoint_whose_pickle_would_run_code(tmp_path: Path) -> None:
-    from hieros_pl.train import save_run_config
+    from hieros_pl.builders import save_run_config
     from tests.conftest import compose
     from tests.resume.test_guards import _RunsCode
 

@@ -1,0 +1,141 @@
+"""The runs of a sweep dir: what each was configured with, how far it got, its final score and
+its learning curve, and the configuration it belongs to."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from omegaconf import OmegaConf
+
+from hieros_pl.config import _flatten
+
+RUN_CONFIG = "config.yaml"
+IDENTITY_KEYS = ("seed", "env.game", "env.id", "run_dir", "name", "logger.group")
+"""Keys that tell runs apart without making them different configurations."""
+CURVE_KEY = "episodes/return"
+"""The logged training-episode return the learning curves are drawn from."""
+
+
+@dataclass
+class RunRecord:
+    """One run dir of a sweep.
+
+    game: camel-case Atari game, the gym id, or the env kind (catch, navigation).
+    score: the final evaluation's greedy mean return (None when the run has none), with its
+    protocol in ``protocol``. curve: (env steps [N], mean training-episode return [N]).
+    """
+
+    path: Path
+    config: dict[str, Any]
+    game: str
+    seed: int
+    atari: bool
+    budget: int
+    env_steps: int
+    score: float | None
+    protocol: str
+    curve: tuple[np.ndarray, np.ndarray]
+    configuration: str = "default"
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def finished(self) -> bool:
+        return self.score is not None
+
+
+def find_runs(sweep_dir: str | Path) -> list[RunRecord]:
+    """Every run dir below ``sweep_dir`` (a dir with hieros' ``config.yaml``), sorted by path,
+    labelled with its configuration (see :func:`label_configurations`)."""
+    root = Path(sweep_dir)
+    if not root.is_dir():
+        raise FileNotFoundError(f"sweep dir {root} does not exist")
+    paths = sorted(path.parent for path in root.rglob(RUN_CONFIG) if path.parent.name != ".hydra")
+    runs = [read_run(path) for path in paths]
+    label_configurations(runs)
+    return runs
+
+
+def read_run(run_dir: Path) -> RunRecord:
+    """A run's config, final score, reached env steps and learning curve."""
+    config = _flatten(OmegaConf.to_container(OmegaConf.load(run_dir / RUN_CONFIG)))
+    kind = str(config.get("env.kind"))
+    atari = kind == "atari100k"
+    if atari:
+        from hieros_pl.envs.games import canonical_game
+
+        game = canonical_game(str(config["env.game"]), key="env.game")
+    else:
+        game = str(config.get("env.id") or kind)
+    steps, returns, reached = read_curve(run_dir)
+    score, protocol, evaluated_at = read_final_score(run_dir)
+    return RunRecord(
+        path=run_dir,
+        config=config,
+        game=game,
+        seed=int(config["seed"]),
+        atari=atari,
+        budget=int(config["env_steps"]),
+        env_steps=max(reached, evaluated_at),
+        score=score,
+        protocol=protocol,
+        curve=(steps, returns),
+    )
+
+
+def read_final_score(run_dir: Path) -> tuple[float | None, str, int]:
+    """(greedy mean return, its protocol, env steps) of ``eval/final_*.json``; None if absent."""
+    finals = sorted((run_dir / "eval").glob("final_*.json"))
+    if not finals:
+        return None, "no final evaluation", 0
+    summary = json.loads(finals[-1].read_text())["greedy"]
+    score = float(summary["return_mean"])
+    if math.isnan(score):
+        return None, "final evaluation without a complete episode", int(summary["env_steps"])
+    return score, describe_protocol(summary), int(summary["env_steps"])
+
+
+def describe_protocol(summary: dict[str, Any]) -> str:
+    """One line naming how an evaluation summary was measured."""
+    protocol = summary.get("protocol", {})
+    where = protocol.get("episodes_from", "eval envs")
+    text = (
+        f"{summary['mode']} policy, mean of {summary['episodes']} episodes on {where} "
+        f"after {summary['env_steps']} env steps"
+    )
+    if "runtime_state" in protocol:
+        text += f" ({protocol['runtime_state']})"
+    return text
+
+
+def read_curve(run_dir: Path) -> tuple[np.ndarray, np.ndarray, int]:
+    """(env steps, mean training-episode return) of the logged rows, and the last env step."""
+    import pandas as pd
+
+    path = run_dir / "csv" / "metrics.csv"
+    empty = np.zeros(0)
+    if not path.exists():
+        return empty, empty, 0
+    metrics = pd.read_csv(path)
+    reached = int(metrics["env_steps"].max()) if "env_steps" in metrics else 0
+    if CURVE_KEY not in metrics:
+        return empty, empty, reached
+    rows = metrics.dropna(subset=[CURVE_KEY]).sort_values("step")
+    steps = rows["step"].to_numpy(np.float64)
+    return steps, rows[CURVE_KEY].to_numpy(np.float64), max(reached, int(steps.max(initial=0)))
+
+
+def label_configurations(runs: Iterable[RunRecord]) -> None:
+    """Label each run with ``key=value`` of the config keys that differ between the runs
+    (IDENTITY_KEYS aside); runs that share those values share a configuration."""
+    runs = list(runs)
+    keys = sorted({key for run in runs for key in run.config} - set(IDENTITY_KEYS))
+    varying = [key for key in keys if len({json.dumps(run.config.get(key)) for run in runs}) > 1]
+    for run in runs:
+        parts = [f"{key}={run.config.get(key)}" for key in varying]
+        run.configuration = ",".join(parts) or "default"
