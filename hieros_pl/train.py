@@ -143,6 +143,26 @@ def _train(
     resume_step: int | None,
     extra_callbacks: list[Any] | None,
 ) -> Any:
+    """Pre-emption handlers around the whole fit (see ``_fit``)."""
+    # Installed before anything is built: a signal during start-up is honoured at the first safe
+    # point (the first prefill step writes the checkpoint), never by the default handler.
+    preemption = Preemption()
+    preemption.install()
+    try:
+        return _fit(cfg, env, run_dir, resume_from, resume_step, extra_callbacks, preemption)
+    finally:
+        preemption.restore()
+
+
+def _fit(
+    cfg: Config,
+    env: Any,
+    run_dir: Path,
+    resume_from: Path | None,
+    resume_step: int | None,
+    extra_callbacks: list[Any] | None,
+    preemption: Preemption,
+) -> Any:
     import lightning.pytorch as pl
     from lightning.pytorch.utilities.exceptions import SIGTERMException
 
@@ -170,7 +190,6 @@ def _train(
     spec = env_spec(env)
     module = HierosModule(cfg, spec.obs_shape, spec.obs_is_image, spec.action_dim, spec.discrete)
     datamodule = build_datamodule(cfg, module, run_dir)
-    preemption = Preemption()
     env_loop = EnvLoop(
         env,
         spec,
@@ -209,7 +228,6 @@ def _train(
         detect_anomaly=cfg.trainer.detect_anomaly,
         default_root_dir=str(run_dir),
     )
-    preemption.install()
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from, weights_only=True)
     except (Preempted, SIGTERMException) as error:
@@ -221,8 +239,6 @@ def _train(
         )
         preemption.hand_on(signum)
         raise Preempted(signum) from None
-    finally:
-        preemption.restore()
     return module
 
 

@@ -10,11 +10,11 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from hieros_pl.builders import compose_config
 from hieros_pl.config import Config
 from hieros_pl.envs import env_spec, make_env
 from hieros_pl.evaluate import evaluate
 from hieros_pl.module import HierosModule
-from hieros_pl.builders import compose_config
 
 EVAL_NUM_ENVS = (1, 8, 16)
 EPISODES_PER_ENV = {"tiny": 2, "paper": 1}
