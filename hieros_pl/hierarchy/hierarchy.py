@@ -196,6 +196,10 @@ class Hierarchy(nn.Module):
         records = self._decide_top_down(
             levels, observations, due, is_first, is_last, is_terminal, mode
         )
+        if self.compat.higher_level_episodes_original:
+            # The original clears every level's accumulator at an episode end, acting or not.
+            for level in levels:
+                level.reward_sum = torch.where(is_last | is_terminal, 0.0, level.reward_sum)
         new_carry = ActCarry(levels, episode_step + 1, carry.acting_step + 1)
         return levels[0].prev_action, new_carry, records
 
