@@ -14,6 +14,7 @@ from hieros_pl import __version__
 from hieros_pl.behavior.imagination import evaluation_mode
 from hieros_pl.config import Config, OptimizerConfig
 from hieros_pl.data.batch import Batch, HierarchyBatch
+from hieros_pl.hierarchy.diagnostics import SubgoalDiagnostics
 from hieros_pl.hierarchy.hierarchy import ActCarry, Hierarchy, LevelRecord, build_level_specs
 from hieros_pl.world_models.world_model import weighted_total
 
@@ -66,6 +67,13 @@ class HierosModule(pl.LightningModule):
         self.register_buffer("first_train_env_step", torch.full((), -1, dtype=torch.long))
         self.optimizer_names = self._optimizer_names()
         self.pending_metrics: dict[str, list[Tensor]] = {}
+        hierarchy_cfg = cfg.hierarchy
+        self.diagnostics = SubgoalDiagnostics(
+            hierarchy_cfg.levels,
+            hierarchy_cfg.subgoal_groups,
+            hierarchy_cfg.subgoal_classes,
+            hierarchy_cfg.reach_threshold,
+        )
         self._pending_clip = 0.0
         self._last_grad_norm = torch.zeros(())
 
@@ -253,9 +261,12 @@ class HierosModule(pl.LightningModule):
         mode is switched once for the loop instead of twice per step.
         """
         with evaluation_mode(self):
-            return self.hierarchy.act(
+            action, carry, records = self.hierarchy.act(
                 obs, reward, is_first, is_last, is_terminal, carry, mode, self.active_levels()
             )
+        if mode == "train":
+            self.diagnostics.update(records, carry)
+        return action, carry, records
 
     def count_env_steps(self, steps: int) -> None:
         self.env_steps += steps
@@ -282,6 +293,8 @@ class HierosModule(pl.LightningModule):
             for key, values in self.pending_metrics.items()
         }
         self.pending_metrics = {}
+        means.update(self.diagnostics.compute(self.hierarchy.levels, self.active_levels()))
+        self.diagnostics.reset()
         means.update(self.counter_metrics())
         return means
 
