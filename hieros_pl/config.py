@@ -198,6 +198,9 @@ class HierarchyConfig:
     """Hidden layers of the subgoal autoencoder encoder and decoder (paper: 3)."""
     subgoal_ae_kl_scale: float = 0.5
     """Weight of the KL-to-uniform term of the subgoal autoencoder (paper: 0.5)."""
+    shared_world_model: bool = False
+    """Levels above 0 own no world model and imagine through level 0's (README, Implementation
+    details; original hierarchical_world_models: False)."""
     reach_threshold: float = 0.9
     """Cosine between symlog(h) and g̃ at or above which a subgoal counts as reached (diagnostic)."""
 

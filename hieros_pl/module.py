@@ -16,6 +16,8 @@ from hieros_pl.config import Config, OptimizerConfig
 from hieros_pl.data.batch import Batch, HierarchyBatch
 from hieros_pl.hierarchy.diagnostics import SubgoalDiagnostics
 from hieros_pl.hierarchy.hierarchy import ActCarry, Hierarchy, LevelRecord, build_level_specs
+from hieros_pl.hierarchy.shared import shared_behavior_losses
+from hieros_pl.world_models.latent import LatentState
 from hieros_pl.world_models.world_model import weighted_total
 
 ORIGINAL_WEIGHT_DECAY = 0.01  # PyTorch's AdamW default, silently active in the original (D11)
@@ -86,6 +88,9 @@ class HierosModule(pl.LightningModule):
         if not self.cfg.trainer.compile:
             return
         for subactor in self.hierarchy.levels:
+            if not subactor.owns_world_model:
+                subactor.actor_critic.actor.compile()
+                continue
             world_model = subactor.world_model
             for network in (
                 world_model.encoder,
@@ -174,29 +179,41 @@ class HierosModule(pl.LightningModule):
         """The training call itself, usable with plain optimisers outside a Trainer."""
         if self.first_train_env_step < 0:
             self.first_train_env_step.fill_(int(self.env_steps))
+        level0: tuple[LatentState, Batch] | None = None
         for index, level_batch in enumerate(batch.levels):
             if level_batch is None or index >= self.active_levels():
                 continue
-            self._train_level(index, level_batch, optimizers)
+            posterior = self._train_level(index, level_batch, optimizers, level0)
+            if index == 0:
+                level0 = (posterior, level_batch)
             self.updates[index] += 1
         self.train_calls += 1
 
-    def _train_level(self, index: int, batch: Batch, optimizers: dict[str, Any]) -> None:
-        """World-model step, then one behaviour step (critics, actor) and the autoencoder step."""
+    def _train_level(
+        self,
+        index: int,
+        batch: Batch,
+        optimizers: dict[str, Any],
+        level0: tuple[LatentState, Batch] | None = None,
+    ) -> LatentState:
+        """World-model step, then one behaviour step (critics, actor) and the autoencoder step.
+
+        A level without a world model of its own (hierarchy.shared_world_model) skips the first
+        and imagines from level 0's posterior of this call, ``level0``. Returns the posterior.
+        """
         subactor = self.hierarchy.levels[index]
         prefix = f"level{index}"
         update = int(self.updates[index])
         self._check_finite(index, "batch", {"reward": batch.reward, "action": batch.action})
-        losses, posterior, metrics = subactor.world_model_losses(batch)
-        self._check_finite(index, "wm", losses)
-        total = weighted_total(losses, self.cfg.world_model.loss_scales)
-        self._backward(total)
-        metrics["grad_norm"] = self._step(
-            f"{prefix}/world_model", optimizers[f"{prefix}/world_model"], update
-        )
-        self._collect(f"{prefix}/wm", {**losses, **metrics})
-
-        behavior = subactor.behavior_losses(posterior, batch)
+        if subactor.owns_world_model:
+            posterior = self._train_world_model(index, batch, optimizers, update)
+            behavior = subactor.behavior_losses(posterior, batch)
+        else:
+            assert level0 is not None, "level 0 trains on every call before the levels above"
+            posterior, level0_batch = level0
+            behavior = shared_behavior_losses(
+                self.hierarchy.levels, index, posterior, level0_batch.is_terminal
+            )
         named = {"actor": behavior.actor_loss}
         named |= {f"critic/{term}": loss for term, loss in behavior.critic_losses.items()}
         self._check_finite(index, "behavior", named)
@@ -216,6 +233,22 @@ class HierosModule(pl.LightningModule):
         self._collect(f"{prefix}/behavior", behavior.metrics)
         if behavior.autoencoder_losses:
             self._collect(f"{prefix}/subgoal_ae", behavior.autoencoder_losses)
+        return posterior
+
+    def _train_world_model(
+        self, index: int, batch: Batch, optimizers: dict[str, Any], update: int
+    ) -> LatentState:
+        """One world-model step of level ``index``; returns the posterior [B, T]."""
+        prefix = f"level{index}"
+        losses, posterior, metrics = self.hierarchy.levels[index].world_model_losses(batch)
+        self._check_finite(index, "wm", losses)
+        total = weighted_total(losses, self.cfg.world_model.loss_scales)
+        self._backward(total)
+        metrics["grad_norm"] = self._step(
+            f"{prefix}/world_model", optimizers[f"{prefix}/world_model"], update
+        )
+        self._collect(f"{prefix}/wm", {**losses, **metrics})
+        return posterior
 
     def _backward(self, loss: Tensor) -> None:
         if self._trainer is None:
