@@ -1,4 +1,4 @@
-"""notebooks/inspect_run.ipynb executes top to bottom on the output of a tiny real run."""
+"""The notebooks execute top to bottom on the output of tiny real runs."""
 
 from __future__ import annotations
 
@@ -15,7 +15,9 @@ from nbclient import NotebookClient
 from hieros_pl.train import run
 from tests.conftest import compose
 
-NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "inspect_run.ipynb"
+NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+NOTEBOOK = NOTEBOOKS / "inspect_run.ipynb"
+DECODED_SUBGOALS = NOTEBOOKS / "decoded_subgoals.ipynb"
 PROBE = "import sys\nprint('kernel executable:', sys.executable)"
 
 
@@ -63,8 +65,9 @@ def _images(notebook: nbformat.NotebookNode) -> int:
     )
 
 
-def test_notebook_is_short_with_a_parameters_cell_and_no_outputs() -> None:
-    notebook = nbformat.read(NOTEBOOK, as_version=4)
+@pytest.mark.parametrize("path", [NOTEBOOK, DECODED_SUBGOALS], ids=lambda path: path.stem)
+def test_notebook_is_short_with_a_parameters_cell_and_no_outputs(path: Path) -> None:
+    notebook = nbformat.read(path, as_version=4)
     nbformat.validate(notebook)
     assert len(notebook.cells) <= 8
     code = [cell for cell in notebook.cells if cell.cell_type == "code"]
@@ -73,10 +76,10 @@ def test_notebook_is_short_with_a_parameters_cell_and_no_outputs() -> None:
     assert all(cell.outputs == [] and cell.execution_count is None for cell in code)
 
 
-def test_inspect_run_notebook_executes_on_a_tiny_run(run_dir: Path, tmp_path: Path) -> None:
-    notebook = nbformat.read(NOTEBOOK, as_version=4)
-    parameters = next(cell for cell in notebook.cells if cell.cell_type == "code")
-    parameters.source = f"RUN_DIR = {str(run_dir)!r}"
+def _execute(path: Path, parameters: str, tmp_path: Path) -> nbformat.NotebookNode:
+    notebook = nbformat.read(path, as_version=4)
+    first = next(cell for cell in notebook.cells if cell.cell_type == "code")
+    first.source = parameters
     notebook.cells.append(nbformat.v4.new_code_cell(PROBE))
     client = NotebookClient(
         notebook,
@@ -86,6 +89,11 @@ def test_inspect_run_notebook_executes_on_a_tiny_run(run_dir: Path, tmp_path: Pa
         resources={"metadata": {"path": str(tmp_path)}},
     )
     client.execute()
+    return notebook
+
+
+def test_inspect_run_notebook_executes_on_a_tiny_run(run_dir: Path, tmp_path: Path) -> None:
+    notebook = _execute(NOTEBOOK, f"RUN_DIR = {str(run_dir)!r}", tmp_path)
 
     text = _texts(notebook)
     assert f"kernel executable: {sys.executable}" in text
@@ -95,3 +103,18 @@ def test_inspect_run_notebook_executes_on_a_tiny_run(run_dir: Path, tmp_path: Pa
     assert _images(notebook) == 3
     figures = sorted(path.name for path in (run_dir / "figures").glob("*.png"))
     assert figures == ["episode_score.png", "level0_world_model.png", "replay_visit_deciles.png"]
+
+
+def test_decoded_subgoals_notebook_executes_on_a_tiny_three_level_run(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    overrides = ("debug=fast", "hierarchy=depth3", "env_steps=80", "train_ratio=32")
+    run(compose(*overrides, f"run_dir={run_dir}"))
+    parameters = f"RUN_DIR = {str(run_dir)!r}\nSTEPS = 20\nEVERY = 8\nSEED = 1"
+    notebook = _execute(DECODED_SUBGOALS, parameters, tmp_path)
+    text = _texts(notebook)
+    assert f"kernel executable: {sys.executable}" in text
+    assert "3 levels, 20 steps" in text
+    assert "decoded subgoal images: [(3, 16, 16, 3), (3, 4, 16, 16, 3)]" in text
+    assert "level 1: cosine to goal q50/q90/q99" in text
+    assert _images(notebook) == 1
+    assert (run_dir / "figures" / "decoded_subgoals.png").exists()

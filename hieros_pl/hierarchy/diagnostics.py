@@ -79,15 +79,21 @@ def goal_cosine(deter: Tensor, goal: Tensor) -> Tensor:
     return torch.nn.functional.cosine_similarity(symlog(deter), goal, dim=-1, eps=1e-12)
 
 
+def goal_and_baseline_cosines(deter: Tensor, goal: Tensor) -> tuple[Tensor, Tensor]:
+    """Per row: cos(symlog(h_t), g̃_t) and cos(symlog(h_u), g̃_t) with u = t + N/2 mod N."""
+    # deter: [N, h] float32   goal: [N, h] float32 -> cosine, baseline: [N] float32
+    unrelated = torch.roll(deter, shifts=deter.shape[0] // 2, dims=0)
+    return goal_cosine(deter, goal), goal_cosine(unrelated, goal)
+
+
 def reach_statistics(deter: Tensor, goal: Tensor, threshold: float) -> dict[str, Tensor]:
     """Cosine, reach rate and unrelated-state baseline of a window of (h, g̃) rows."""
     # deter: [N, h] float32   goal: [N, h] float32 -> each [] float32
-    cosine = goal_cosine(deter, goal)
-    unrelated = torch.roll(deter, shifts=deter.shape[0] // 2, dims=0)
+    cosine, baseline = goal_and_baseline_cosines(deter, goal)
     return {
         "cosine": cosine.mean(),
         "reach_rate": (cosine >= threshold).float().mean(),
-        "cosine_baseline": goal_cosine(unrelated, goal).mean(),
+        "cosine_baseline": baseline.mean(),
     }
 
 
