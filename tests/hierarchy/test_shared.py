@@ -61,13 +61,13 @@ def test_joint_imagination_steps_level0_with_a_code() -> None:
     assert goal_codes_from_above(levels, 2, start).shape == (5, 0)
 
 
-def _updates(tmp_path: Path, shared: bool) -> tuple[list[int], int, set[str]]:
-    run_dir = tmp_path / f"shared_{shared}"
+def _updates(tmp_path: Path, depth: int, steps: int) -> tuple[list[int], int, set[str]]:
+    run_dir = tmp_path / f"depth{depth}"
     cfg = compose(
         *FAST,
-        "hierarchy=depth3",
-        f"hierarchy.shared_world_model={str(shared).lower()}",
-        "env_steps=320",
+        f"hierarchy=depth{depth}",
+        "hierarchy.shared_world_model=true",
+        f"env_steps={steps}",
         "logger.log_every=100",
         f"run_dir={run_dir}",
     )
@@ -77,8 +77,15 @@ def _updates(tmp_path: Path, shared: bool) -> tuple[list[int], int, set[str]]:
     return module.updates.tolist(), int(module.train_calls), keys
 
 
+def test_shared_world_model_trains_end_to_end_at_depth_2(tmp_path: Path) -> None:
+    updates, calls, keys = _updates(tmp_path, depth=2, steps=160)
+    assert updates[0] == calls and 1 <= updates[1] <= calls // 4 + 1
+    assert "level1/behavior/actor_loss" in keys and "level1/subgoal/codes_used" in keys
+    assert not any(key.startswith("level1/wm/") for key in keys)
+
+
 def test_shared_world_model_trains_end_to_end_at_depth_3(tmp_path: Path) -> None:
-    updates, calls, keys = _updates(tmp_path, shared=True)
+    updates, calls, keys = _updates(tmp_path, depth=3, steps=320)
     # Every level keeps its schedule: level i trains on calls c ≡ 0 mod 4**i once its replay
     # holds a batch (level 1 after ~12 calls, level 2 after ~32 at this size).
     assert updates[0] == calls
