@@ -21,6 +21,8 @@ import pandas as pd
 
 RUN_NAME = re.compile(r"^(?P<config>.+)_s(?P<seed>\d+)$")
 DIAGNOSTICS = (
+    "level0/behavior/actor_entropy",
+    "level0/reward/subgoal",
     "level1/subgoal/code_entropy",
     "level1/subgoal/codes_used",
     "level2/subgoal/code_entropy",
