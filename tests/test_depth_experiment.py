@@ -8,6 +8,7 @@ wins) is measured and reported, not asserted.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import subprocess
@@ -48,3 +49,27 @@ def test_depth_1_and_3_runs_report_evaluations_and_depth_3_diagnostics(tmp_path:
     rows = diagnostics_table(runs).splitlines()
     depth1 = next(row for row in rows if row.startswith("| depth1 |"))
     assert depth1.count("—") == len(rows[0].split("|")) - 4  # only the actor entropy is set
+
+
+def _fake_run(root: Path, name: str, greedy: float, scores: list[float]) -> None:
+    run_dir = root / name
+    (run_dir / "eval").mkdir(parents=True)
+    (run_dir / "csv").mkdir()
+    (run_dir / "config.yaml").write_text("seed: 0\n")
+    evaluation = {mode: {"return_mean": greedy} for mode in ("greedy", "sample")}
+    (run_dir / "eval" / "final_100.json").write_text(json.dumps(evaluation))
+    rows = ["step,env_steps,episodes/return,episode/score,level1/subgoal/codes_used"]
+    rows += [f"{10 * i},,,{score}," for i, score in enumerate(scores)]
+    rows += ["100,100.0,0.5,,7.0"]
+    (run_dir / "csv" / "metrics.csv").write_text("\n".join(rows) + "\n")
+
+
+def test_table_groups_seeds_and_counts_successful_training_episodes(tmp_path: Path) -> None:
+    _fake_run(tmp_path, "deep_s0", 1.0, [0.0, 1.0, 1.0])
+    _fake_run(tmp_path, "deep_s1", 0.0, [0.0])
+    (tmp_path / "unfinished_s0").mkdir()
+    runs = group_runs(tmp_path)
+    assert list(runs) == ["deep"] and [run.seed for run in runs["deep"]] == [0, 1]
+    row = table(runs).splitlines()[2]
+    assert row.startswith("| deep | 0,1 | 0.50 ± 0.50 | 0.50 ± 0.50 | 2 / 4 |")
+    assert "| deep | — | — | — | 7.00 |" in diagnostics_table(runs)
