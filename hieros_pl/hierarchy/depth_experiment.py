@@ -2,10 +2,10 @@
 
 ``python -m hieros_pl.hierarchy.depth_experiment <root> [--figure docs/hierarchy_depth.png]``
 reads every run dir ``<root>/<config>_s<seed>`` with a final evaluation, groups the seeds of each
-configuration, prints one markdown row per configuration and plots the training returns (and,
-for configurations with subgoals, the level-0 goal cosine against its baseline) against env
-steps. Navigation pays +1 on reaching the goal and nothing else, so a mean return is a success
-rate.
+configuration, prints one markdown row per configuration and plots the cumulative number of
+training episodes that reached the goal (and, for configurations with subgoals, the level-0 goal
+cosine against its baseline) against env steps, means over seeds. Navigation pays +1 on reaching
+the goal and nothing else, so a mean return is a success rate.
 """
 
 from __future__ import annotations
@@ -48,6 +48,8 @@ class SeedRun:
     train_episodes: int
     minutes: float
     metrics: pd.DataFrame
+    success_steps: np.ndarray
+    """Env steps at which training episodes reached the goal."""
     diagnostics: dict[str, float]
 
 
@@ -60,6 +62,7 @@ def load_seed_run(run_dir: Path) -> SeedRun | None:
     evaluation = json.loads(evaluations[-1].read_text())
     metrics = pd.read_csv(run_dir / "csv" / "metrics.csv").sort_values("step")
     episodes = metrics["episode/score"].dropna()
+    success_steps = metrics.loc[episodes.index[episodes > 0], "step"].to_numpy()
     summaries = metrics.dropna(subset=["env_steps"])
     last = summaries.iloc[-1]
     diagnostics = {
@@ -75,6 +78,7 @@ def load_seed_run(run_dir: Path) -> SeedRun | None:
         train_episodes=len(episodes),
         minutes=seconds / 60.0,
         metrics=summaries,
+        success_steps=success_steps,
         diagnostics=diagnostics,
     )
 
@@ -128,26 +132,28 @@ def diagnostics_table(runs: dict[str, list[SeedRun]]) -> str:
 
 
 def plot(runs: dict[str, list[SeedRun]], path: Path) -> None:
-    """Training return and level-0 goal cosine vs its baseline, mean over seeds, per config."""
+    """Cumulative training goal reaches and level-0 goal cosine vs its baseline, per config."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, (returns_axis, cosine_axis) = plt.subplots(1, 2, figsize=(11, 4))
-    for config, seeds in runs.items():
-        curves = [run.metrics.set_index("env_steps")["episodes/return"] for run in seeds]
-        mean = pd.concat(curves, axis=1).mean(axis=1)
-        returns_axis.plot(mean.index, mean.values, label=f"{config} ({len(seeds)} seeds)")
+    for index, (config, seeds) in enumerate(runs.items()):
+        colour = f"C{index}"
+        steps = np.linspace(0, max(run.metrics["env_steps"].max() for run in seeds), 49)
+        reached = [np.searchsorted(np.sort(run.success_steps), steps, "right") for run in seeds]
+        label = f"{config} ({len(seeds)} seeds)"
+        returns_axis.plot(steps, np.mean(reached, 0), color=colour, label=label)
         cosine_key, baseline_key = "level0/subgoal/cosine", "level0/subgoal/cosine_baseline"
         if cosine_key in seeds[0].metrics:
             for key, style in ((cosine_key, "-"), (baseline_key, ":")):
                 series = [run.metrics.set_index("env_steps")[key] for run in seeds]
                 values = pd.concat(series, axis=1).mean(axis=1)
                 label = f"{config} {'goal' if key == cosine_key else 'baseline'}"
-                cosine_axis.plot(values.index, values.values, style, label=label)
-    returns_axis.set(xlabel="env steps", ylabel="training return (success rate)")
-    returns_axis.set_title("training episodes, mean over seeds")
+                cosine_axis.plot(values.index, values.values, style, color=colour, label=label)
+    returns_axis.set(xlabel="env steps", ylabel="training episodes that reached the goal")
+    returns_axis.set_title("cumulative goal reaches in training, mean over seeds")
     cosine_axis.set(xlabel="env steps", ylabel="cosine")
     cosine_axis.set_title("level 0: cos(symlog h, goal) vs unrelated state")
     returns_axis.legend(fontsize=7)
