@@ -202,6 +202,11 @@ class HierarchyConfig:
     """Hidden layers of the subgoal autoencoder encoder and decoder (paper: 3)."""
     subgoal_ae_kl_scale: float = 0.5
     """Weight of the KL-to-uniform term of the subgoal autoencoder (paper: 0.5)."""
+    shared_world_model: bool = False
+    """Levels above 0 own no world model and imagine through level 0's (README, Implementation
+    details; original hierarchical_world_models: False)."""
+    reach_threshold: float = 0.9
+    """Cosine between symlog(h) and g̃ at or above which a subgoal counts as reached (diagnostic)."""
 
 
 @dataclass
@@ -547,6 +552,10 @@ def _validate_hierarchy(hierarchy: HierarchyConfig, reward: RewardConfig) -> Non
         raise ConfigError(f"hierarchy.levels must be >= 1, got {hierarchy.levels}")
     for key in ("stride", "activate_every", "subgoal_groups", "subgoal_classes"):
         _positive(f"hierarchy.{key}", getattr(hierarchy, key))
+    if not -1.0 <= hierarchy.reach_threshold <= 1.0:
+        raise ConfigError(
+            f"hierarchy.reach_threshold must be in [-1, 1], got {hierarchy.reach_threshold}"
+        )
     if hierarchy.subgoal_ae_layers < 1:
         raise ConfigError(
             f"hierarchy.subgoal_ae_layers must be >= 1, got {hierarchy.subgoal_ae_layers}"

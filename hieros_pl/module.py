@@ -11,9 +11,12 @@ from torch import Tensor
 from hieros_pl import __version__
 from hieros_pl.config import Config, OptimizerConfig
 from hieros_pl.data.batch import Batch, HierarchyBatch
+from hieros_pl.hierarchy.diagnostics import SubgoalDiagnostics
 from hieros_pl.hierarchy.hierarchy import ActCarry, Hierarchy, LevelRecord, build_level_specs
+from hieros_pl.hierarchy.shared import shared_behavior_losses
 from hieros_pl.nn.modes import evaluation_mode
 from hieros_pl.rng_state import capture_rng_states, restore_rng_states
+from hieros_pl.world_models.latent import LatentState
 from hieros_pl.world_models.world_model import weighted_total
 
 ORIGINAL_WEIGHT_DECAY = 0.01  # PyTorch's AdamW default, silently active in the original (D11)
@@ -65,6 +68,13 @@ class HierosModule(pl.LightningModule):
         self.register_buffer("first_train_env_step", torch.full((), -1, dtype=torch.long))
         self.optimizer_names = self._optimizer_names()
         self.pending_metrics: dict[str, list[Tensor]] = {}
+        hierarchy_cfg = cfg.hierarchy
+        self.diagnostics = SubgoalDiagnostics(
+            hierarchy_cfg.levels,
+            hierarchy_cfg.subgoal_groups,
+            hierarchy_cfg.subgoal_classes,
+            hierarchy_cfg.reach_threshold,
+        )
         self._pending_clip = 0.0
         self._last_grad_norm = torch.zeros(())
 
@@ -77,6 +87,9 @@ class HierosModule(pl.LightningModule):
         if not self.cfg.trainer.compile:
             return
         for subactor in self.hierarchy.levels:
+            if not subactor.owns_world_model:
+                subactor.actor_critic.actor.compile()
+                continue
             world_model = subactor.world_model
             for network in (
                 world_model.encoder,
@@ -165,29 +178,41 @@ class HierosModule(pl.LightningModule):
         """The training call itself, usable with plain optimisers outside a Trainer."""
         if self.first_train_env_step < 0:
             self.first_train_env_step.fill_(int(self.env_steps))
+        level0: tuple[LatentState, Batch] | None = None
         for index, level_batch in enumerate(batch.levels):
             if level_batch is None or index >= self.active_levels():
                 continue
-            self._train_level(index, level_batch, optimizers)
+            posterior = self._train_level(index, level_batch, optimizers, level0)
+            if index == 0:
+                level0 = (posterior, level_batch)
             self.updates[index] += 1
         self.train_calls += 1
 
-    def _train_level(self, index: int, batch: Batch, optimizers: dict[str, Any]) -> None:
-        """World-model step, then one behaviour step (critics, actor) and the autoencoder step."""
+    def _train_level(
+        self,
+        index: int,
+        batch: Batch,
+        optimizers: dict[str, Any],
+        level0: tuple[LatentState, Batch] | None = None,
+    ) -> LatentState:
+        """World-model step, then one behaviour step (critics, actor) and the autoencoder step.
+
+        A level without a world model of its own (hierarchy.shared_world_model) skips the first
+        and imagines from level 0's posterior of this call, ``level0``. Returns the posterior.
+        """
         subactor = self.hierarchy.levels[index]
         prefix = f"level{index}"
         update = int(self.updates[index])
         self._check_finite(index, "batch", {"reward": batch.reward, "action": batch.action})
-        losses, posterior, metrics = subactor.world_model_losses(batch)
-        self._check_finite(index, "wm", losses)
-        total = weighted_total(losses, self.cfg.world_model.loss_scales)
-        self._backward(total)
-        metrics["grad_norm"] = self._step(
-            f"{prefix}/world_model", optimizers[f"{prefix}/world_model"], update
-        )
-        self._collect(f"{prefix}/wm", {**losses, **metrics})
-
-        behavior = subactor.behavior_losses(posterior, batch)
+        if subactor.owns_world_model:
+            posterior = self._train_world_model(index, batch, optimizers, update)
+            behavior = subactor.behavior_losses(posterior, batch)
+        else:
+            assert level0 is not None, "level 0 trains on every call before the levels above"
+            posterior, level0_batch = level0
+            behavior = shared_behavior_losses(
+                self.hierarchy.levels, index, posterior, level0_batch.is_terminal
+            )
         named = {"actor": behavior.actor_loss}
         named |= {f"critic/{term}": loss for term, loss in behavior.critic_losses.items()}
         self._check_finite(index, "behavior", named)
@@ -207,6 +232,22 @@ class HierosModule(pl.LightningModule):
         self._collect(f"{prefix}/behavior", behavior.metrics)
         if behavior.autoencoder_losses:
             self._collect(f"{prefix}/subgoal_ae", behavior.autoencoder_losses)
+        return posterior
+
+    def _train_world_model(
+        self, index: int, batch: Batch, optimizers: dict[str, Any], update: int
+    ) -> LatentState:
+        """One world-model step of level ``index``; returns the posterior [B, T]."""
+        prefix = f"level{index}"
+        losses, posterior, metrics = self.hierarchy.levels[index].world_model_losses(batch)
+        self._check_finite(index, "wm", losses)
+        total = weighted_total(losses, self.cfg.world_model.loss_scales)
+        self._backward(total)
+        metrics["grad_norm"] = self._step(
+            f"{prefix}/world_model", optimizers[f"{prefix}/world_model"], update
+        )
+        self._collect(f"{prefix}/wm", {**losses, **metrics})
+        return posterior
 
     def _backward(self, loss: Tensor) -> None:
         if self._trainer is None:
@@ -252,9 +293,12 @@ class HierosModule(pl.LightningModule):
         mode is switched once for the loop instead of twice per step.
         """
         with evaluation_mode(self):
-            return self.hierarchy.act(
+            action, carry, records = self.hierarchy.act(
                 obs, reward, is_first, is_last, is_terminal, carry, mode, self.active_levels()
             )
+        if mode == "train":
+            self.diagnostics.update(records, carry)
+        return action, carry, records
 
     def count_env_steps(self, steps: int) -> None:
         self.env_steps += steps
@@ -281,6 +325,8 @@ class HierosModule(pl.LightningModule):
             for key, values in self.pending_metrics.items()
         }
         self.pending_metrics = {}
+        means.update(self.diagnostics.compute(self.hierarchy.levels, self.active_levels()))
+        self.diagnostics.reset()
         means.update(self.counter_metrics())
         return means
 

@@ -17,6 +17,7 @@ from tests.conftest import compose
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 NOTEBOOK = NOTEBOOKS / "inspect_run.ipynb"
+DECODED_SUBGOALS = NOTEBOOKS / "decoded_subgoals.ipynb"
 PROBE = "import sys\nprint('kernel executable:', sys.executable)"
 
 
@@ -64,8 +65,9 @@ def _images(notebook: nbformat.NotebookNode) -> int:
     )
 
 
-def test_notebook_is_short_with_a_parameters_cell_and_no_outputs() -> None:
-    notebook = nbformat.read(NOTEBOOK, as_version=4)
+@pytest.mark.parametrize("path", [NOTEBOOK, DECODED_SUBGOALS], ids=lambda path: path.stem)
+def test_notebook_is_short_with_a_parameters_cell_and_no_outputs(path: Path) -> None:
+    notebook = nbformat.read(path, as_version=4)
     nbformat.validate(notebook)
     assert len(notebook.cells) <= 8
     code = [cell for cell in notebook.cells if cell.cell_type == "code"]
@@ -74,10 +76,10 @@ def test_notebook_is_short_with_a_parameters_cell_and_no_outputs() -> None:
     assert all(cell.outputs == [] and cell.execution_count is None for cell in code)
 
 
-def test_inspect_run_notebook_executes_on_a_tiny_run(run_dir: Path, tmp_path: Path) -> None:
-    notebook = nbformat.read(NOTEBOOK, as_version=4)
-    parameters = next(cell for cell in notebook.cells if cell.cell_type == "code")
-    parameters.source = f"RUN_DIR = {str(run_dir)!r}"
+def _execute(path: Path, parameters: str, tmp_path: Path) -> nbformat.NotebookNode:
+    notebook = nbformat.read(path, as_version=4)
+    first = next(cell for cell in notebook.cells if cell.cell_type == "code")
+    first.source = parameters
     notebook.cells.append(nbformat.v4.new_code_cell(PROBE))
     client = NotebookClient(
         notebook,
@@ -87,6 +89,11 @@ def test_inspect_run_notebook_executes_on_a_tiny_run(run_dir: Path, tmp_path: Pa
         resources={"metadata": {"path": str(tmp_path)}},
     )
     client.execute()
+    return notebook
+
+
+def test_inspect_run_notebook_executes_on_a_tiny_run(run_dir: Path, tmp_path: Path) -> None:
+    notebook = _execute(NOTEBOOK, f"RUN_DIR = {str(run_dir)!r}", tmp_path)
 
     text = _texts(notebook)
     assert f"kernel executable: {sys.executable}" in text
@@ -109,7 +116,7 @@ def sweep_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return directory
 
 
-def _execute(name: str, parameters: str, tmp_path: Path) -> nbformat.NotebookNode:
+def _execute_checked(name: str, parameters: str, tmp_path: Path) -> nbformat.NotebookNode:
     notebook = nbformat.read(NOTEBOOKS / name, as_version=4)
     nbformat.validate(notebook)
     code = [cell for cell in notebook.cells if cell.cell_type == "code"]
@@ -130,7 +137,7 @@ def _execute(name: str, parameters: str, tmp_path: Path) -> nbformat.NotebookNod
 def test_sweep_results_notebook_reports_a_tiny_sweep(sweep_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "report"
     parameters = f"SWEEP_DIR = {str(sweep_dir)!r}\nOUT_DIR = {str(out)!r}\nREPS = 100"
-    notebook = _execute("sweep_results.ipynb", parameters, tmp_path)
+    notebook = _execute_checked("sweep_results.ipynb", parameters, tmp_path)
     text = _texts(notebook)
     assert "2 runs (2 finished); configurations: ['default']" in text
     assert "greedy policy, mean of 2 episodes" in text  # the per-game table's protocol column
@@ -139,7 +146,9 @@ def test_sweep_results_notebook_reports_a_tiny_sweep(sweep_dir: Path, tmp_path: 
 
 
 def test_replay_sampling_notebook_compares_etbs_and_uniform(run_dir: Path, tmp_path: Path) -> None:
-    notebook = _execute("replay_sampling.ipynb", f"RUN_DIR = {str(run_dir)!r}\nLEVEL = 0", tmp_path)
+    notebook = _execute_checked(
+        "replay_sampling.ipynb", f"RUN_DIR = {str(run_dir)!r}\nLEVEL = 0", tmp_path
+    )
     text = _texts(notebook)
     assert "level 0: 65 sequences" in text  # 80 steps, T = 16: 80 - 16 + 1 sequences
     for name in ("this run (etbs)", "etbs τ=0.3 (simulated)", "uniform (simulated)"):
@@ -149,7 +158,22 @@ def test_replay_sampling_notebook_compares_etbs_and_uniform(run_dir: Path, tmp_p
 
 def test_open_loop_notebook_predicts_from_the_checkpoint(run_dir: Path, tmp_path: Path) -> None:
     parameters = f"RUN_DIR = {str(run_dir)!r}\nSEQUENCES = 3"
-    notebook = _execute("open_loop_imagination.ipynb", parameters, tmp_path)
+    notebook = _execute_checked("open_loop_imagination.ipynb", parameters, tmp_path)
     assert "16 steps per sequence: 5 observed, then predicted open loop" in _texts(notebook)
     assert _images(notebook) == 1
     assert (run_dir / "figures" / "open_loop.mp4").stat().st_size > 0
+
+
+def test_decoded_subgoals_notebook_executes_on_a_tiny_three_level_run(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    overrides = ("debug=fast", "hierarchy=depth3", "env_steps=80", "train_ratio=32")
+    run(compose(*overrides, f"run_dir={run_dir}"))
+    parameters = f"RUN_DIR = {str(run_dir)!r}\nSTEPS = 20\nEVERY = 8\nSEED = 1"
+    notebook = _execute(DECODED_SUBGOALS, parameters, tmp_path)
+    text = _texts(notebook)
+    assert f"kernel executable: {sys.executable}" in text
+    assert "3 levels, 20 steps" in text
+    assert "decoded subgoal images: [(3, 16, 16, 3), (3, 4, 16, 16, 3)]" in text
+    assert "level 1: cosine to goal q50/q90/q99" in text
+    assert _images(notebook) == 1
+    assert (run_dir / "figures" / "decoded_subgoals.png").exists()

@@ -116,18 +116,22 @@ class Hierarchy(nn.Module):
         self.fifo_len = cfg.hierarchy.stride if cfg.hierarchy.stack_lower_latents else 1
         self.upward_latent_lag = cfg.hierarchy.upward_latent_lag
         self.compat = cfg.compat
-        self.subactors = nn.ModuleList(
-            Subactor(
-                spec,
-                cfg.world_model,
-                cfg.behavior,
-                cfg.hierarchy,
-                cfg.compat,
-                subgoal_symlog=cfg.reward.subgoal_symlog,
-                novelty_symlog=cfg.reward.novelty_symlog,
+        subactors: list[Subactor] = []
+        for spec in specs:
+            shared = cfg.hierarchy.shared_world_model and spec.level > 0
+            subactors.append(
+                Subactor(
+                    spec,
+                    cfg.world_model,
+                    cfg.behavior,
+                    cfg.hierarchy,
+                    cfg.compat,
+                    subgoal_symlog=cfg.reward.subgoal_symlog,
+                    novelty_symlog=cfg.reward.novelty_symlog,
+                    shared_world_model=subactors[0].world_model if shared else None,
+                )
             )
-            for spec in specs
-        )
+        self.subactors = nn.ModuleList(subactors)
         self.latent_dim = cfg.world_model.stoch * cfg.world_model.classes + cfg.world_model.deter
 
     @property
@@ -214,6 +218,10 @@ class Hierarchy(nn.Module):
         records = self._decide_top_down(
             levels, observations, due, is_first, is_last, is_terminal, mode
         )
+        if self.compat.higher_level_episodes_original:
+            # The original clears every level's accumulator at an episode end, acting or not.
+            for level in levels:
+                level.reward_sum = torch.where(is_last | is_terminal, 0.0, level.reward_sum)
         new_carry = ActCarry(levels, episode_step + 1, carry.acting_step + 1)
         return levels[0].prev_action, new_carry, records
 
@@ -264,7 +272,10 @@ class Hierarchy(nn.Module):
                 self._push_upward(above, level.latent, due[index])
             level_obs = obs if index == 0 else level.fifo.flatten(1)
             observations.append(level_obs)
-            if bool(due[index].any()):
+            if bool(due[index].any()) and not subactor.owns_world_model:
+                # Shared world model: a higher level's state is level 0's posterior.
+                level.latent = levels[0].latent.where(due[index], level.latent)
+            elif bool(due[index].any()):
                 posterior = subactor.world_model.obs_step(
                     level.latent, level.prev_action, level_obs, is_first
                 )

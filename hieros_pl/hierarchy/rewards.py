@@ -1,7 +1,10 @@
-"""Intrinsic rewards, the reward components of each level and their mixing (ALGORITHM.md §5.7-5.9).
+"""Intrinsic rewards and the reward components of each level (ALGORITHM.md §5.7-5.9).
 
-Components j ∈ {extrinsic, subgoal, novelty}. Every function that takes rewards or weights keys
-them by component, and mixing asserts that the reward keys equal the weight keys.
+Components j ∈ {extrinsic, subgoal, novelty}, keyed by name. Both intrinsic rewards are
+differentiable in the imagined h, as the original's: with ``behavior.imag_gradient=dynamics|both``
+the actor's gradient reaches the imagined states through them. Only the autoencoder's training
+target (its input in ``SubgoalAutoencoder.loss``) is detached, and the novelty reward never
+changes the autoencoder's weights (see :func:`novelty_reward`).
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from hieros_pl.behavior.imagination import frozen_parameters
 from hieros_pl.config import ConfigError, RewardConfig
 from hieros_pl.hierarchy.subgoal import SubgoalAutoencoder
 from hieros_pl.nn.symlog import symlog as symlog_compress
@@ -16,12 +20,11 @@ from hieros_pl.nn.symlog import symlog as symlog_compress
 NORM_FLOOR = 1e-12
 
 
-@torch.no_grad()
 def subgoal_reward(deter: Tensor, goal: Tensor, symlog: bool) -> Tensor:
     """ "Max-cosine" reward g̃ᵀs / max(‖g̃‖, ‖s‖)², clipped at 0, with s = symlog(h) (§5.7).
 
     Equals 1 when s = g̃ (symlog(1) ≈ 0.693 with ``symlog``), 0 for orthogonal or opposite
-    vectors and below 1 when the norms differ. No gradient.
+    vectors and below 1 when the norms differ. Differentiable in ``deter`` (and ``goal``).
     """
     # deter: [..., h] float32   goal: [..., h] float32 (g̃, in symlog(h) space)
     # -> reward: [...] float32
@@ -32,18 +35,21 @@ def subgoal_reward(deter: Tensor, goal: Tensor, symlog: bool) -> Tensor:
     return symlog_compress(reward) if symlog else reward
 
 
-@torch.no_grad()
 def novelty_reward(
     deter: Tensor, autoencoder: SubgoalAutoencoder, symlog: bool, original_space: bool
 ) -> Tensor:
     """Reconstruction error of the subgoal autoencoder, mean over the h dims (§5.8).
 
     Default: mean_d (symlog(h) − AE(h))², the space the autoencoder reconstructs. Original (D6):
-    mean_d (h − AE(h))². symlog'd when ``symlog``. No gradient.
+    mean_d (h − AE(h))². symlog'd when ``symlog``. Differentiable in ``deter`` through both
+    terms; the autoencoder's weights are frozen while it is computed, so a loss built on this
+    reward never gives them a gradient.
     """
     # deter: [..., h] float32 -> reward: [...] float32
     target = deter if original_space else symlog_compress(deter)
-    reward = ((target - autoencoder.reconstruct(deter)) ** 2).mean(-1)
+    with frozen_parameters(autoencoder):
+        reconstruction = autoencoder.reconstruct(deter)
+    reward = ((target - reconstruction) ** 2).mean(-1)
     return symlog_compress(reward) if symlog else reward
 
 
@@ -71,10 +77,3 @@ def level_reward_weights(level: int, levels: int, cfg: RewardConfig) -> dict[str
             "component; give extrinsic, subgoal or novelty a positive weight there"
         )
     return weights
-
-
-def mix_rewards(rewards: dict[str, Tensor], weights: dict[str, float]) -> Tensor:
-    """Σ_j w_j r_j over components keyed alike."""
-    # rewards: each [...] float32 -> [...] float32
-    assert rewards.keys() == weights.keys(), f"{sorted(rewards)} != {sorted(weights)}"
-    return torch.stack([weights[term] * reward for term, reward in rewards.items()]).sum(0)

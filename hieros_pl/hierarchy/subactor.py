@@ -8,7 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from hieros_pl.behavior.actor_critic import ActorCritic
-from hieros_pl.behavior.imagination import Imagination, imagine
+from hieros_pl.behavior.imagination import Imagination, ImaginationModel, imagine
 from hieros_pl.config import BehaviorConfig, CompatConfig, HierarchyConfig, WorldModelConfig
 from hieros_pl.data.batch import Batch
 from hieros_pl.hierarchy.rewards import novelty_reward, subgoal_reward
@@ -61,6 +61,7 @@ class Subactor(nn.Module):
         compat: CompatConfig,
         subgoal_symlog: bool = True,
         novelty_symlog: bool = True,
+        shared_world_model: WorldModel | None = None,
     ) -> None:
         super().__init__()
         self.spec = spec
@@ -69,13 +70,19 @@ class Subactor(nn.Module):
         self.subgoal_symlog = subgoal_symlog
         self.novelty_symlog = novelty_symlog
         self.decompress_goal = hierarchy_cfg.decompress_subgoal_input
-        self.world_model = WorldModel(
-            world_model_cfg,
-            obs_shape=spec.obs_shape,
-            obs_is_image=spec.obs_is_image,
-            action_dim=spec.action_dim,
-            action_alignment_original=compat.action_alignment_original,
-        )
+        self.owns_world_model = shared_world_model is None
+        if shared_world_model is not None:
+            # Level 0's world model, held unregistered: its parameters, state-dict entries and
+            # optimiser stay level 0's (hierarchy.shared_world_model; hierarchy/shared.py).
+            self.__dict__["world_model"] = shared_world_model
+        else:
+            self.world_model = WorldModel(
+                world_model_cfg,
+                obs_shape=spec.obs_shape,
+                obs_is_image=spec.obs_is_image,
+                action_dim=spec.action_dim,
+                action_alignment_original=compat.action_alignment_original,
+            )
         goal_input_dim = self.goal_input_dim(world_model_cfg.deter)
         self.actor_critic = ActorCritic(
             feature_dim=self.world_model.actor_feature_dim,
@@ -134,11 +141,26 @@ class Subactor(nn.Module):
         """
         # posterior: LatentState [B, T]   batch: Batch [B, T]
         B, T = batch.reward.shape
-        self.actor_critic.update_slow_critics()
         start = posterior.detach().flatten()
         goal_code = batch.subgoal_code.reshape(B * T, -1)
         goal = batch.subgoal.reshape(B * T, -1)
-        imagination = self._imagine(start, self.goal_input(goal_code, goal))
+        return self.behavior_step(
+            start, goal_code, goal, batch.is_terminal.reshape(B * T), self.world_model
+        )
+
+    def behavior_step(
+        self,
+        start: LatentState,
+        goal_code: Tensor,
+        goal: Tensor,
+        start_is_terminal: Tensor,
+        model: ImaginationModel,
+    ) -> BehaviorOutput:
+        """The behaviour step from N start states, imagining in ``model``."""
+        # start: LatentState [N]   goal_code: [N, Gc]   goal: [N, h or 0]
+        # start_is_terminal: [N] bool
+        self.actor_critic.update_slow_critics()
+        imagination = self._imagine(model, start, self.goal_input(goal_code, goal))
         # The intrinsic rewards keep a graph through the imagined states only for the dynamics
         # gradient (imag_gradient=dynamics|both); r̂ and ĉ come with the imagination.
         with torch.set_grad_enabled(self._dynamics_grad()):
@@ -148,7 +170,7 @@ class Subactor(nn.Module):
             rewards,
             self.spec.reward_weights,
             imagination.continues,
-            batch.is_terminal.reshape(B * T),
+            start_is_terminal,
         )
         autoencoder_losses: dict[str, Tensor] = {}
         if self.autoencoder is not None:
@@ -160,9 +182,11 @@ class Subactor(nn.Module):
             metrics[f"reward/{term}"] = reward.mean().detach()
         return BehaviorOutput(actor_loss, critic_losses, autoencoder_losses, metrics)
 
-    def _imagine(self, start: LatentState, goal_input: Tensor) -> Imagination:
+    def _imagine(
+        self, model: ImaginationModel, start: LatentState, goal_input: Tensor
+    ) -> Imagination:
         return imagine(
-            self.world_model,
+            model,
             self.actor_critic.actor,
             start,
             goal_input,
@@ -201,11 +225,12 @@ class Subactor(nn.Module):
     # parameter groups, one optimiser each
 
     def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
-        """Trainable parameters per optimiser: world_model, actor, critic/<term>, subgoal_ae."""
-        groups: dict[str, list[nn.Parameter]] = {
-            "world_model": [p for p in self.world_model.parameters() if p.requires_grad],
-            "actor": list(self.actor_critic.actor_parameters()),
-        }
+        """Trainable parameters per optimiser: world_model (if owned), actor, critic/<term>,
+        subgoal_ae."""
+        groups: dict[str, list[nn.Parameter]] = {}
+        if self.owns_world_model:
+            groups["world_model"] = [p for p in self.world_model.parameters() if p.requires_grad]
+        groups["actor"] = list(self.actor_critic.actor_parameters())
         for term in sorted(self.spec.reward_weights):
             groups[f"critic/{term}"] = list(self.actor_critic.critic_parameters(term))
         if self.autoencoder is not None:

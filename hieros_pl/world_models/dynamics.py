@@ -69,6 +69,10 @@ class Dynamics(Protocol):
         """One prior step from (z, a) with no reset; S5WM returns its S5 carry detached."""
         ...
 
+    def prior_mode(self, deter: Tensor) -> tuple[Tensor, Tensor]:
+        """(z, logits): the prior's mode at h through the prior MLP, as for the initial state."""
+        ...
+
     def metrics(self) -> dict[str, Tensor]:
         """Detached scalar diagnostics of the parameters (e.g. max Re Λ)."""
         ...

@@ -77,6 +77,11 @@ class RSSM(nn.Module):
         # x: [..., in] -> stoch, logits: [..., S, Z]
         return latent_from_logits(head(x), self.unimix, self.stochastic, sample)
 
+    def prior_mode(self, deter: Tensor) -> tuple[Tensor, Tensor]:
+        """(z, logits) of the prior's mode at h through the prior MLP (decoded subgoals)."""
+        # deter: [..., h] float32 -> stoch, logits: [..., S, Z] float32
+        return latent_from_logits(self.prior_head(deter), self.unimix, self.stochastic, False)
+
     def initial(self, batch_size: int, device: torch.device | str) -> LatentState:
         """h_0 = tanh(W_0), z_init = prior mode at h_0 (straight-through)."""
         # -> LatentState [N]

@@ -86,6 +86,11 @@ class S5WM(nn.Module):
             return symlog(output)
         return symlog(self.state_layer(states.real.flatten(-2)))
 
+    def prior_mode(self, deter: Tensor) -> tuple[Tensor, Tensor]:
+        """(z, logits) of the prior's mode at h through the prior MLP (decoded subgoals)."""
+        # deter: [..., h] float32 -> stoch, logits: [..., S, Z] float32
+        return latent_from_logits(self.prior_head(deter), self.unimix, self.stochastic, False)
+
     def initial(self, batch_size: int, device: torch.device | str) -> LatentState:
         """h_0 = GELU(W_0), z_init = prior mode at h_0 (straight-through), S5 states 0."""
         # -> LatentState [N]

@@ -130,3 +130,16 @@ def test_greedy_and_sample_modes_emit_no_rows() -> None:
         action, _, records = hierarchy.act(obs, torch.zeros(1), first, last, last, carry, mode, 2)
         assert not any(record is not None and bool(record.mask.any()) for record in records)
         assert action.shape == (1, ACTIONS) and float(action.sum()) == pytest.approx(1.0)
+
+
+def test_original_episodes_clear_every_accumulator_at_an_episode_end() -> None:
+    # Depth 2, K = 4 on the global grid: level 1 acts at steps 0, 4, 8. The episode ends at
+    # step 2, off its grid; the original clears the accumulator there, so the row stored at
+    # step 4 holds only the rewards of steps 3 and 4 (2 × 1/4), not of steps 1-4.
+    hierarchy = _hierarchy(
+        compose("hierarchy=depth2", "compat.higher_level_episodes_original=true")
+    )
+    history = _play(hierarchy, [1.0] * 9, last=2, steps=9)
+    assert _acting_steps(history, 1) == [0, 4, 8]
+    assert float(_row(history[4], 1).reward[0]) == pytest.approx(0.5)
+    assert float(_row(history[8], 1).reward[0]) == pytest.approx(1.0)

@@ -1,4 +1,4 @@
-"""Subgoal and novelty rewards, the per-level reward table and mixing (ALGORITHM.md §5.7-5.9)."""
+"""Subgoal and novelty rewards, the per-level reward table (ALGORITHM.md §5.7-5.9)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ import torch
 from hieros_pl.config import ConfigError
 from hieros_pl.hierarchy.rewards import (
     level_reward_weights,
-    mix_rewards,
     novelty_reward,
     subgoal_reward,
 )
@@ -48,9 +47,12 @@ def test_subgoal_reward_below_one_when_norms_differ(goal_scale: float) -> None:
     torch.testing.assert_close(reward, torch.full((8,), 0.5))
 
 
-def test_subgoal_reward_has_no_gradient() -> None:
+def test_subgoal_reward_passes_its_gradient_into_the_state() -> None:
+    # As the original's _subgoal_reward: the dynamics gradient reaches the imagined h.
     deter = torch.randn(3, 8, requires_grad=True)
-    assert not subgoal_reward(deter, torch.randn(3, 8), symlog=True).requires_grad
+    goal = symlog(deter.detach()) + 0.1 * torch.randn(3, 8)
+    subgoal_reward(deter, goal, symlog=True).sum().backward()
+    assert deter.grad is not None and deter.grad.abs().sum() > 0
 
 
 # --------------------------------------------------------------------------------------------
@@ -83,9 +85,15 @@ def test_novelty_reward_in_original_space() -> None:
     assert (original > default).all()  # raw h of scale 10 is far from a symlog-space output
 
 
-def test_novelty_reward_has_no_gradient() -> None:
+@pytest.mark.parametrize("original_space", [False, True])
+def test_novelty_reward_passes_its_gradient_into_the_state_only(original_space: bool) -> None:
+    # The gradient reaches h (through both terms) but never the autoencoder's weights.
+    autoencoder = tiny_autoencoder()
     deter = torch.randn(3, 8, requires_grad=True)
-    assert not novelty_reward(deter, tiny_autoencoder(), True, False).requires_grad
+    novelty_reward(deter, autoencoder, True, original_space).sum().backward()
+    assert deter.grad is not None and deter.grad.abs().sum() > 0
+    assert all(parameter.grad is None for parameter in autoencoder.parameters())
+    assert all(parameter.requires_grad for parameter in autoencoder.parameters())
 
 
 # --------------------------------------------------------------------------------------------
@@ -154,18 +162,3 @@ def test_level_without_components_fails_naming_the_key(compose_config) -> None:
     )
     with pytest.raises(ConfigError, match=r"reward\.weights"):
         level_reward_weights(0, 2, cfg.reward)
-
-
-# --------------------------------------------------------------------------------------------
-# mixing
-
-
-def test_mix_rewards_weighted_sum() -> None:
-    rewards = {E: torch.tensor([1.0, 2.0]), N: torch.tensor([10.0, -10.0])}
-    mixed = mix_rewards(rewards, {E: 1.0, N: 0.1})
-    torch.testing.assert_close(mixed, torch.tensor([2.0, 1.0]))
-
-
-def test_mix_rewards_rejects_mismatched_keys() -> None:
-    with pytest.raises(AssertionError, match="novelty"):
-        mix_rewards({E: torch.ones(2)}, {E: 1.0, N: 0.1})
