@@ -66,12 +66,31 @@ def open_loop_frames(
     return side_by_side(batch.obs, prediction)
 
 
+def subgoal_frames(
+    module: HierosModule, replay: ReplayDataModule, sequences: int = OPEN_LOOP_SEQUENCES
+) -> np.ndarray | None:
+    """Level 0's replayed frames beside the decoded subgoal it held at each step, for
+    ``sequences`` sequences spread over the replay's age; None while the replay is empty or
+    when level 0 observes vectors (no frames to show)."""
+    from hieros_pl.videos.subgoals import observed_beside_goal
+
+    keys = spread_sequences(replay.buffers[0], sequences)
+    if keys is None or not module.specs[0].obs_is_image:
+        return None
+    batch = replay.buffers[0].gather(keys).to(module.device)
+    return observed_beside_goal(module.hierarchy, batch)
+
+
 def default_sources(cfg: Config) -> dict[str, FrameSource]:
-    """``episode`` and ``open_loop``."""
-    return {
+    """``episode`` and ``open_loop``; ``subgoals`` too when level 0 receives subgoals from a
+    level above."""
+    sources: dict[str, FrameSource] = {
         "episode": lambda module, replay: episode_frames(module, cfg),
         "open_loop": open_loop_frames,
     }
+    if cfg.hierarchy.levels > 1:
+        sources["subgoals"] = subgoal_frames
+    return sources
 
 
 class Videos(pl.Callback):

@@ -1,5 +1,6 @@
-"""A tiny run with videos on writes every kind of video into the run dir and the wandb offline
-run (TensorBoard is not installed here, so its branch is not exercised)."""
+"""A tiny two-level run with videos on writes every kind of video (episode, open loop, decoded
+subgoals, and an extra source) into the run dir and the wandb offline run (TensorBoard is not
+installed here, so its branch is not exercised)."""
 
 from __future__ import annotations
 
@@ -11,22 +12,22 @@ import numpy as np
 from hieros_pl.callbacks.videos import Videos
 from hieros_pl.data.datamodule import ReplayDataModule
 from hieros_pl.module import HierosModule
+from hieros_pl.replay.buffer import SequenceKeys
 from hieros_pl.train import run
 from tests.conftest import compose
 
 
-def fake_subgoal_frames(module: HierosModule, replay: ReplayDataModule) -> np.ndarray:
-    """Stands in for the hierarchy's subgoal decoder: the newest level-0 frames beside zeros."""
+def newest_frames(module: HierosModule, replay: ReplayDataModule) -> np.ndarray:
+    """An extra frame source: the newest level-0 sequence as it was observed."""
     buffer = replay.buffers[0]
     live = buffer.keys.live()
-    from hieros_pl.replay.buffer import SequenceKeys
-
     keys = SequenceKeys(env=live["env"][-1:].copy(), start=live["start"][-1:].copy())
-    observed = buffer.gather(keys).obs[0].numpy()
-    return np.concatenate([observed, np.zeros_like(observed)], axis=2)
+    return buffer.gather(keys).obs[0].numpy()
 
 
-def test_tiny_run_writes_episode_open_loop_and_extra_videos_everywhere(tmp_path: Path) -> None:
+def test_tiny_run_writes_episode_open_loop_subgoal_and_extra_videos_everywhere(
+    tmp_path: Path,
+) -> None:
     cfg = compose(
         "debug=fast",
         "hierarchy=depth2",
@@ -39,10 +40,10 @@ def test_tiny_run_writes_episode_open_loop_and_extra_videos_everywhere(tmp_path:
         "callbacks.eval_episodes=1",
         f"run_dir={tmp_path}",
     )
-    extra = Videos(cfg, tmp_path, {"decoded_subgoals": fake_subgoal_frames})
+    extra = Videos(cfg, tmp_path, {"newest": newest_frames})
     run(cfg, extra_callbacks=[extra])
 
-    for kind in ("decoded_subgoals", "episode", "open_loop"):
+    for kind in ("newest", "episode", "open_loop", "subgoals"):
         steps = sorted(
             int(path.stem.rsplit("_", 1)[1]) for path in tmp_path.glob(f"videos/{kind}_*")
         )
@@ -51,6 +52,10 @@ def test_tiny_run_writes_episode_open_loop_and_extra_videos_everywhere(tmp_path:
     frames = imageio.mimread(tmp_path / "videos" / "open_loop_100.mp4")
     assert len(frames) == cfg.replay.batch_length
     assert frames[0].shape == (4 * 16 * 2, 3 * 16 * 2, 3)
+    # decoded subgoals: 4 sequences stacked, observed | decoded goal, enlarged 2x.
+    frames = imageio.mimread(tmp_path / "videos" / "subgoals_100.mp4")
+    assert len(frames) == cfg.replay.batch_length
+    assert frames[0].shape == (4 * 16 * 2, 2 * 16 * 2, 3)
     (run_files,) = tmp_path.glob("wandb/offline-run-*/files")
-    for kind in ("episode", "open_loop", "decoded_subgoals"):
+    for kind in ("episode", "open_loop", "subgoals", "newest"):
         assert len(list(run_files.glob(f"media/videos/video/{kind}_*.mp4"))) == 2
