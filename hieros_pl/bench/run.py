@@ -8,8 +8,10 @@ the prefill); ``projected_100k_hours`` is the budget of the preset at that rate.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import statistics
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -36,7 +38,9 @@ def bench_atari_cpu_run(depth: int, steps: int = STEPS) -> dict[str, Any]:
                 f"run_dir={directory}",
             ]
         )
-        run(cfg)
+        # The run's progress bar writes to stdout, which carries the bench's JSON lines.
+        with contextlib.redirect_stdout(sys.stderr):
+            run(cfg)
         rates = _logged_rates(Path(directory) / "csv" / "metrics.csv")
     rate = statistics.median(rates[1:]) if len(rates) > 1 else float("nan")
     return {
