@@ -16,7 +16,6 @@ from pathlib import Path
 
 import lightning.pytorch as pl
 import numpy as np
-import torch
 from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
 
 from hieros_pl.config import Config
@@ -156,6 +155,6 @@ def send_video(trainer: pl.Trainer, key: str, path: Path, frames: np.ndarray, st
         if isinstance(logger, WandbLogger):
             logger.log_video(key, [str(path)], step=step, format=["mp4"])
         elif isinstance(logger, TensorBoardLogger):
-            # frames: [T, H, W, C] uint8 -> [1, T, C, H, W]
-            video = torch.from_numpy(frames).permute(0, 3, 1, 2)[None]
-            logger.experiment.add_video(key, video, global_step=step, fps=FPS)
+            from hieros_pl.videos.tensorboard import add_gif_video
+
+            add_gif_video(logger.experiment, key, frames, step, FPS)

@@ -1,6 +1,5 @@
 """A tiny two-level run with videos on writes every kind of video (episode, open loop, decoded
-subgoals, and an extra source) into the run dir and the wandb offline run (TensorBoard is not
-installed here, so its branch is not exercised)."""
+subgoals, and an extra source) into the run dir, the wandb offline run and TensorBoard."""
 
 from __future__ import annotations
 
@@ -33,6 +32,7 @@ def test_tiny_run_writes_episode_open_loop_subgoal_and_extra_videos_everywhere(
         "hierarchy=depth2",
         "logger=default",
         "logger.wandb_mode=offline",
+        "logger.tensorboard=true",
         "logger.video_every=60",
         "env_steps=100",
         "train_ratio=32",
@@ -43,10 +43,13 @@ def test_tiny_run_writes_episode_open_loop_subgoal_and_extra_videos_everywhere(
     extra = Videos(cfg, tmp_path, {"newest": newest_frames})
     run(cfg, extra_callbacks=[extra])
 
-    for kind in ("newest", "episode", "open_loop", "subgoals"):
-        steps = sorted(
+    def steps_of(kind: str) -> list[int]:
+        return sorted(
             int(path.stem.rsplit("_", 1)[1]) for path in tmp_path.glob(f"videos/{kind}_*")
         )
+
+    for kind in ("newest", "episode", "open_loop", "subgoals"):
+        steps = steps_of(kind)
         assert len(steps) == 2 and 60 <= steps[0] < 100 and steps[1] == 100, (kind, steps)
     # open loop: 4 sequences of 16x16 frames stacked, 3 panels wide, enlarged 2x to >= 128 px.
     frames = imageio.mimread(tmp_path / "videos" / "open_loop_100.mp4")
@@ -59,3 +62,9 @@ def test_tiny_run_writes_episode_open_loop_subgoal_and_extra_videos_everywhere(
     (run_files,) = tmp_path.glob("wandb/offline-run-*/files")
     for kind in ("episode", "open_loop", "subgoals", "newest"):
         assert len(list(run_files.glob(f"media/videos/video/{kind}_*.mp4"))) == 2
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(tmp_path / "tensorboard"), size_guidance={"images": 0})
+    events.Reload()
+    for kind in ("episode", "open_loop", "subgoals", "newest"):
+        assert [image.step for image in events.Images(f"video/{kind}")] == steps_of(kind)
