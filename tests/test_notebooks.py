@@ -85,7 +85,7 @@ def _execute(path: Path, parameters: str, tmp_path: Path) -> nbformat.NotebookNo
         notebook,
         km=_this_python_kernel(tmp_path / "kernels"),
         kernel_name="python3",
-        timeout=120,
+        timeout=180,
         resources={"metadata": {"path": str(tmp_path)}},
     )
     client.execute()
@@ -117,21 +117,13 @@ def sweep_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _execute_checked(name: str, parameters: str, tmp_path: Path) -> nbformat.NotebookNode:
+    """``_execute`` after checking the notebook is valid, parameterised and without outputs."""
     notebook = nbformat.read(NOTEBOOKS / name, as_version=4)
     nbformat.validate(notebook)
     code = [cell for cell in notebook.cells if cell.cell_type == "code"]
     assert "parameters" in code[0].metadata.get("tags", [])
     assert all(cell.outputs == [] and cell.execution_count is None for cell in code)
-    code[0].source = parameters
-    client = NotebookClient(
-        notebook,
-        km=_this_python_kernel(tmp_path / "kernels"),
-        kernel_name="python3",
-        timeout=180,
-        resources={"metadata": {"path": str(tmp_path)}},
-    )
-    client.execute()
-    return notebook
+    return _execute(NOTEBOOKS / name, parameters, tmp_path)
 
 
 def test_sweep_results_notebook_reports_a_tiny_sweep(sweep_dir: Path, tmp_path: Path) -> None:
