@@ -80,15 +80,33 @@ def subgoal_frames(
     return observed_beside_goal(module.hierarchy, batch)
 
 
+def level_subgoal_frames(level: int) -> FrameSource:
+    """Frame source for level ``level`` ≥ 1: what it saw above the goal it held, per step."""
+
+    def frames(module: HierosModule, replay: ReplayDataModule) -> np.ndarray | None:
+        from hieros_pl.videos.subgoals import seen_above_goal
+
+        subactor = module.hierarchy.levels[level]
+        keys = spread_sequences(replay.buffers[level], OPEN_LOOP_SEQUENCES)
+        if keys is None or not module.specs[0].obs_is_image or not subactor.owns_world_model:
+            return None
+        batch = replay.buffers[level].gather(keys).to(module.device)
+        return seen_above_goal(module.hierarchy, level, batch)
+
+    return frames
+
+
 def default_sources(cfg: Config) -> dict[str, FrameSource]:
-    """``episode`` and ``open_loop``; ``subgoals`` too when level 0 receives subgoals from a
-    level above."""
+    """``episode`` and ``open_loop``; ``subgoals`` (level 0) when level 0 receives subgoals from
+    a level above, and ``subgoals_level{i}`` for every higher level that receives one."""
     sources: dict[str, FrameSource] = {
         "episode": lambda module, replay: episode_frames(module, cfg),
         "open_loop": open_loop_frames,
     }
     if cfg.hierarchy.levels > 1:
         sources["subgoals"] = subgoal_frames
+    for level in range(1, cfg.hierarchy.levels - 1):
+        sources[f"subgoals_level{level}"] = level_subgoal_frames(level)
     return sources
 
 

@@ -50,6 +50,23 @@ def subgoal_images(hierarchy: Hierarchy, level: int, goal: Tensor) -> Tensor:
     return _to_uint8(observation)
 
 
+def observation_images(hierarchy: Hierarchy, level: int, observation: Tensor) -> Tensor:
+    """Level-0 images of what level ``level`` ≥ 1 observed: its stacked lower latents, rendered
+    down the levels exactly as ``subgoal_images`` renders a goal (so the two compare).
+
+    Returns uint8 [..., K, Himg, Wimg, C] at level 1, one more K dim per level above.
+    """
+    # observation: [..., Kf * (S*Z + h)] float32 (level's replay obs) -> uint8 images
+    if not 1 <= level < len(hierarchy.levels):
+        raise ValueError(f"level {level} observes env frames or does not exist")
+    rendered = observation
+    with torch.no_grad():
+        for below in reversed(range(level)):
+            world_model = hierarchy.levels[below].world_model
+            rendered = _render(world_model, _split_latents(hierarchy, rendered))
+    return _to_uint8(rendered)
+
+
 def goal_from_code(hierarchy: Hierarchy, level: int, code: Tensor) -> Tensor:
     """g̃ of level ``level`` for a code [..., G·V] sent by the level above (its autoencoder)."""
     # code: [..., Gc] float32 -> [..., h] float32
