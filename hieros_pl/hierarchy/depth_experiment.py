@@ -1,6 +1,6 @@
 """Summary table and learning curves of the hierarchy depth experiment (README).
 
-``python -m hieros_pl.hierarchy.depth_experiment <root> [--figure docs/hierarchy_depth.png]``
+``python -m hieros_pl.hierarchy.depth_experiment <root> [--figure FILE.png]``
 reads every run dir ``<root>/<config>_s<seed>`` with a final evaluation, groups the seeds of each
 configuration, prints one markdown row per configuration and plots the cumulative number of
 training episodes that reached the goal (and, for configurations with subgoals, the level-0 goal
