@@ -698,8 +698,8 @@ def run_seed(cfg: Config) -> int | None:
 
 def config_diff(config: Config, reference: Config) -> list[str]:
     """``key: reference -> value`` for every leaf where ``config`` differs from ``reference``."""
-    ours = _flatten(OmegaConf.to_container(OmegaConf.structured(config), resolve=False))
-    theirs = _flatten(OmegaConf.to_container(OmegaConf.structured(reference), resolve=False))
+    ours = flatten_keys(OmegaConf.to_container(OmegaConf.structured(config), resolve=False))
+    theirs = flatten_keys(OmegaConf.to_container(OmegaConf.structured(reference), resolve=False))
     return [
         f"{key}: {theirs.get(key)!r} -> {ours.get(key)!r}"
         for key in sorted(set(ours) | set(theirs))
@@ -707,10 +707,11 @@ def config_diff(config: Config, reference: Config) -> list[str]:
     ]
 
 
-def _flatten(node: Any, prefix: str = "") -> dict[str, Any]:
+def flatten_keys(node: Any, prefix: str = "") -> dict[str, Any]:
+    """Nested dicts of a config container -> {"group.key": leaf value}."""
     if not isinstance(node, dict):
         return {prefix: node}
     flat: dict[str, Any] = {}
     for key, value in node.items():
-        flat.update(_flatten(value, f"{prefix}.{key}" if prefix else str(key)))
+        flat.update(flatten_keys(value, f"{prefix}.{key}" if prefix else str(key)))
     return flat

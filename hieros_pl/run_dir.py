@@ -21,7 +21,7 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
-from hieros_pl.config import Config
+from hieros_pl.config import Config, flatten_keys
 from hieros_pl.errors import RunDirError
 
 log = logging.getLogger(__name__)
@@ -55,17 +55,8 @@ def check_run_dir(run_dir: Path) -> None:
         raise RunDirError(f"run dir {run_dir} is not readable and writable by this user")
 
 
-def _flatten(node: Any, prefix: str = "") -> dict[str, Any]:
-    if not isinstance(node, dict):
-        return {prefix: node}
-    flat: dict[str, Any] = {}
-    for key, value in node.items():
-        flat.update(_flatten(value, f"{prefix}.{key}" if prefix else str(key)))
-    return flat
-
-
 def _leaves(cfg: Config) -> dict[str, Any]:
-    return _flatten(OmegaConf.to_container(OmegaConf.structured(cfg), resolve=False))
+    return flatten_keys(OmegaConf.to_container(OmegaConf.structured(cfg), resolve=False))
 
 
 def is_safe_to_change(key: str) -> bool:

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 from omegaconf import OmegaConf
 
-from hieros_pl.config import _flatten
+from hieros_pl.config import flatten_keys
 
 RUN_CONFIG = "config.yaml"
 IDENTITY_KEYS = ("seed", "env.game", "env.id", "run_dir", "name", "logger.group")
@@ -63,7 +63,7 @@ def find_runs(sweep_dir: str | Path) -> list[RunRecord]:
 
 def read_run(run_dir: Path) -> RunRecord:
     """A run's config, final score, reached env steps and learning curve."""
-    config = _flatten(OmegaConf.to_container(OmegaConf.load(run_dir / RUN_CONFIG)))
+    config = flatten_keys(OmegaConf.to_container(OmegaConf.load(run_dir / RUN_CONFIG)))
     kind = str(config.get("env.kind"))
     atari = kind == "atari100k"
     if atari:

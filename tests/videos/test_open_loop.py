@@ -3,6 +3,8 @@ follows the observations and the rest ignores them."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import torch
 
 from hieros_pl.data.batch import Batch
@@ -44,42 +46,14 @@ def test_prediction_has_the_image_shape_and_only_the_context_sees_observations()
     changed[:, 4:] = 255 - changed[:, 4:]  # observations after the context
     again = open_loop_prediction(
         model,
-        Batch(
-            changed,
-            *[
-                getattr(batch, f)
-                for f in (
-                    "action",
-                    "reward",
-                    "is_first",
-                    "is_last",
-                    "is_terminal",
-                    "subgoal",
-                    "subgoal_code",
-                )
-            ],
-        ),
+        replace(batch, obs=changed.clone()),
         4,
     )
     assert torch.equal(again, prediction)
     changed[:, :4] = 255 - changed[:, :4]  # observations inside the context
     moved = open_loop_prediction(
         model,
-        Batch(
-            changed,
-            *[
-                getattr(batch, f)
-                for f in (
-                    "action",
-                    "reward",
-                    "is_first",
-                    "is_last",
-                    "is_terminal",
-                    "subgoal",
-                    "subgoal_code",
-                )
-            ],
-        ),
+        replace(batch, obs=changed.clone()),
         4,
     )
     assert not torch.allclose(moved[:, 4:], prediction[:, 4:])
