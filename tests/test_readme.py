@@ -28,7 +28,9 @@ def documented_patterns() -> list[re.Pattern[str]]:
         for key in re.findall(r"`([^`]+)`", line.split("|")[1]):
             regex = re.escape(key)
             regex = re.sub(
-                r"\\\{([a-z_]+(?:,[a-z_]+)+)\\\}", lambda m: f"({m[1].replace(',', '|')})", regex
+                r"\\\{([a-z0-9_]+(?:,[a-z0-9_]+)+)\\\}",
+                lambda m: f"({m[1].replace(',', '|')})",
+                regex,
             )
             for placeholder, values in PLACEHOLDERS.items():
                 regex = regex.replace(re.escape(placeholder), f"({'|'.join(values)})")
