@@ -96,3 +96,41 @@ def test_hieros_eval_refuses_a_checkpoint_whose_pickle_would_run_code(tmp_path: 
     assert result.returncode != 0 and not marker.exists()
     lines = result.stderr.strip().splitlines()
     assert lines[-1].startswith(f"hieros-eval: refusing checkpoint {checkpoint}"), result.stderr
+
+
+POISON = """
+from hieros_pl.world_models.world_model import WorldModel
+
+_original = WorldModel.loss
+
+
+def _poisoned(self, batch):
+    losses, posterior, metrics = _original(self, batch)
+    losses["reward"] = losses["reward"] * float("nan")
+    return losses, posterior, metrics
+
+
+WorldModel.loss = _poisoned
+"""
+
+
+def test_a_non_finite_loss_ends_the_cli_with_one_line_naming_level_and_term(
+    tmp_path: Path,
+) -> None:
+    # A sitecustomize module on PYTHONPATH poisons the reward loss inside the real CLI process.
+    patches = tmp_path / "patches"
+    patches.mkdir()
+    (patches / "sitecustomize.py").write_text(POISON)
+    env = {**ENV, "PYTHONPATH": os.pathsep.join([str(patches), *sys.path])}
+    command = [sys.executable, "-m", "hieros_pl.train", *BASE, "hierarchy=depth1"]
+    result = subprocess.run(
+        [*command, "env_steps=100", f"hydra.run.dir={tmp_path / 'run'}"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode not in (0, None)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("hieros-train: "), result.stderr[-2000:]
+    assert "level 0: wm/reward" in lines[0]
