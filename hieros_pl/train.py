@@ -129,29 +129,20 @@ def run(cfg: Config, extra_callbacks: list[Any] | None = None) -> Any:
                 env.close()
                 finish_complete_run(cfg, run_dir, resume_step)
                 return None
-            return _train(cfg, env, run_dir, resume_from, resume_step, extra_callbacks)
+            # Installed before anything is built: a signal during start-up is honoured at the
+            # first safe point (the first prefill step writes the checkpoint), never by the
+            # default handler.
+            preemption = Preemption()
+            preemption.install()
+            try:
+                return _fit(
+                    cfg, env, run_dir, resume_from, resume_step, extra_callbacks, preemption
+                )
+            finally:
+                preemption.restore()
     finally:
         env.close()
         lock.release()
-
-
-def _train(
-    cfg: Config,
-    env: Any,
-    run_dir: Path,
-    resume_from: Path | None,
-    resume_step: int | None,
-    extra_callbacks: list[Any] | None,
-) -> Any:
-    """Pre-emption handlers around the whole fit (see ``_fit``)."""
-    # Installed before anything is built: a signal during start-up is honoured at the first safe
-    # point (the first prefill step writes the checkpoint), never by the default handler.
-    preemption = Preemption()
-    preemption.install()
-    try:
-        return _fit(cfg, env, run_dir, resume_from, resume_step, extra_callbacks, preemption)
-    finally:
-        preemption.restore()
 
 
 def _fit(

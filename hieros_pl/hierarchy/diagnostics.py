@@ -21,7 +21,7 @@ window since the previous log line into metrics in one batch:
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import torch
 from torch import Tensor
@@ -45,17 +45,13 @@ class LevelRows:
     goal: Tensor  # [n, h or 0] float32 g̃ pursued (width 0 at the top level)
     reward: Tensor  # [n] float32 extrinsic reward stored in the row
 
+    def tensors(self) -> list[Tensor]:
+        """The fields in declaration order."""
+        return [getattr(self, field.name) for field in fields(self)]
+
     def selected(self) -> LevelRows:
         """Only the rows of envs that stored one."""
-        keep = self.mask
-        return LevelRows(
-            keep[keep],
-            self.code[keep],
-            self.hands_down[keep],
-            self.deter[keep],
-            self.goal[keep],
-            self.reward[keep],
-        )
+        return LevelRows(*(tensor[self.mask] for tensor in self.tensors()))
 
 
 def code_entropy(codes: Tensor, groups: int, classes: int) -> Tensor:
@@ -140,8 +136,8 @@ class SubgoalDiagnostics:
         for level, window in enumerate(self.rows):
             if not window:
                 continue
-            fields = zip(*(_fields(step) for step in window))
-            rows = LevelRows(*(torch.cat(parts) for parts in fields)).selected()
+            columns = zip(*(step.tensors() for step in window))
+            rows = LevelRows(*(torch.cat(parts) for parts in columns)).selected()
             if rows.mask.shape[0] == 0:
                 continue
             prefix = f"level{level}"
@@ -178,7 +174,3 @@ class SubgoalDiagnostics:
             )
             rewards["novelty"] = novelty.mean()
         return rewards
-
-
-def _fields(rows: LevelRows) -> tuple[Tensor, ...]:
-    return (rows.mask, rows.code, rows.hands_down, rows.deter, rows.goal, rows.reward)
