@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from pathlib import Path
 from typing import Any
 
@@ -102,6 +103,7 @@ class Evaluation(pl.Callback):
             if bar is not None:
                 bar.start_evaluation(f"{name} eval ({mode})", episodes)
             shared = self.env_loop.carry if self.original and self.env_loop else None
+            started = time.perf_counter()
             result, carry = evaluate(
                 module,
                 self.cfg,
@@ -113,6 +115,7 @@ class Evaluation(pl.Callback):
             if self.original and self.env_loop:
                 self.env_loop.carry = carry
             summary = result.summary(game)
+            summary["seconds"] = time.perf_counter() - started
             summaries[mode] = summary
             metrics = {
                 f"eval/{mode}/return_mean": summary["return_mean"],

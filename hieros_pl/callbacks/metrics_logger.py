@@ -91,6 +91,7 @@ class MetricsLogger(pl.Callback):
         rates = {
             "perf/env_steps_per_second": (steps - self.last_counts[0]) / elapsed,
             "perf/train_calls_per_second": (calls - self.last_counts[1]) / elapsed,
+            "perf/interval_seconds": elapsed,
         }
         self.last_time, self.last_counts = now, (steps, calls)
         return rates

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from hieros_pl.metrics import human_normalized_score
 from hieros_pl.report.plots import plot_learning_curves, plot_performance_profile
 from hieros_pl.report.runs import CURVE_KEY, RunRecord, find_runs
 from hieros_pl.report.tables import (
@@ -75,12 +76,22 @@ def runs_table(runs: list[RunRecord]) -> pd.DataFrame:
                 "env_steps": run.env_steps,
                 "budget": run.budget,
                 "final_score": run.score,
+                "hns": _run_hns(run),
+                "train_hours": run.train_seconds / 3600,
+                "eval_minutes": None if run.eval_seconds is None else run.eval_seconds / 60,
                 "protocol": run.protocol,
                 "path": str(run.path),
             }
             for run in runs
         ]
     )
+
+
+def _run_hns(run: RunRecord) -> float | None:
+    """A finished Atari run's final score as HNS; None otherwise."""
+    if not run.atari or run.score is None:
+        return None
+    return float(human_normalized_score(run.game, run.score))
 
 
 def markdown_table(table: pd.DataFrame) -> str:
@@ -127,6 +138,11 @@ def render_markdown(
         markdown_table(aggregates),
         "## Runs left out or missing\n",
         markdown_table(missing),
+        "## Runs\n",
+        "Wall time: `train_hours` is the training loop's time summed over its logged intervals "
+        "(every resumed segment once; start-up and evaluations excluded), `eval_minutes` the "
+        "final evaluation's (greedy + sampled; empty where the run did not record it).\n",
+        markdown_table(runs_table(runs)),
     ]
     if left_out:
         parts.append("Left out of the aggregates (rliable needs the same seeds in every game):\n")

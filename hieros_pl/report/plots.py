@@ -89,14 +89,39 @@ def plot_learning_curves(runs: list[RunRecord], out: Path, reps: int, seed: int 
             steps, values, _ = grid
             mean, band = interval_curves(values, "mean", reps, seed)
             label = f"{configuration} ({values.shape[0]} seeds)"
-            axis.plot(steps, mean, label=label)
+            (line,) = axis.plot(steps, mean, label=label)
             axis.fill_between(steps, band[0], band[1], alpha=0.2)
-        axis.set(xlabel="env steps", ylabel="training episode return", title=game)
+            _mark_final_scores(axis, chosen, line.get_color())
+        if any(run.atari for run in runs if run.game == game):
+            _reference_lines(axis, game)
+        ylabel = "training episode return\n(x: final greedy score, dot: mean)"
+        axis.set(xlabel="env steps", ylabel=ylabel, title=game)
         axis.legend(fontsize=7)
         paths.append(_save(figure, out / f"curve_{_file_name(game)}.png"))
     if runs and all(run.atari for run in runs):
         paths.append(plot_aggregate_iqm(runs, configurations, out, reps, seed))
     return paths
+
+
+def _mark_final_scores(axis: Any, runs: list[RunRecord], color: str) -> None:
+    """The final greedy scores of ``runs`` as crosses at the env step they were evaluated at,
+    their mean as a filled dot."""
+    finished = [run for run in runs if run.score is not None]
+    if not finished:
+        return
+    steps = [run.env_steps for run in finished]
+    scores = [float(run.score) for run in finished if run.score is not None]
+    axis.scatter(steps, scores, marker="x", color=color, s=18, linewidths=1)
+    axis.scatter([max(steps)], [np.mean(scores)], marker="o", color=color, s=30, zorder=3)
+
+
+def _reference_lines(axis: Any, game: str) -> None:
+    """Random and DreamerV3 (100k) scores of ``game`` from the shipped reference table."""
+    from hieros_pl.metrics import reference_scores
+
+    reference = reference_scores()[game]
+    axis.axhline(reference["random"], color="grey", linestyle=":", label="random")
+    axis.axhline(reference["dreamerv3_v1"], color="black", linestyle="--", label="DreamerV3 (v1)")
 
 
 def plot_aggregate_iqm(

@@ -20,6 +20,11 @@ IDENTITY_KEYS = ("seed", "env.game", "env.id", "run_dir", "name", "logger.group"
 """Keys that tell runs apart without making them different configurations."""
 CURVE_KEY = "episodes/return"
 """The logged training-episode return the learning curves are drawn from."""
+INTERVAL_KEY = "perf/interval_seconds"
+"""The logged wall time of each log interval, summed into a run's training time."""
+RATE_KEY = "perf/env_steps_per_second"
+"""The logged throughput of each log interval: the training time of runs without
+``INTERVAL_KEY`` (runs started before it was logged) is estimated from it."""
 
 
 @dataclass
@@ -29,6 +34,9 @@ class RunRecord:
     game: camel-case Atari game, the gym id, or the env kind (catch, navigation).
     score: the final evaluation's greedy mean return (None when the run has none), with its
     protocol in ``protocol``. curve: (env steps [N], mean training-episode return [N]).
+    train_seconds: wall time of the training loop summed over its log intervals (every resumed
+    segment counted once; start-up and evaluations not included); eval_seconds: wall time of the
+    final evaluation (None when not recorded).
     """
 
     path: Path
@@ -41,6 +49,8 @@ class RunRecord:
     score: float | None
     protocol: str
     curve: tuple[np.ndarray, np.ndarray]
+    train_seconds: float = 0.0
+    eval_seconds: float | None = None
     configuration: str = "default"
     notes: list[str] = field(default_factory=list)
 
@@ -74,6 +84,7 @@ def read_run(run_dir: Path) -> RunRecord:
         game = str(config.get("env.id") or kind)
     steps, returns, reached = read_curve(run_dir)
     score, protocol, evaluated_at = read_final_score(run_dir)
+    train_seconds, eval_seconds = read_wall_time(run_dir)
     return RunRecord(
         path=run_dir,
         config=config,
@@ -85,6 +96,8 @@ def read_run(run_dir: Path) -> RunRecord:
         score=score,
         protocol=protocol,
         curve=(steps, returns),
+        train_seconds=train_seconds,
+        eval_seconds=eval_seconds,
     )
 
 
@@ -128,6 +141,44 @@ def read_curve(run_dir: Path) -> tuple[np.ndarray, np.ndarray, int]:
     rows = metrics.dropna(subset=[CURVE_KEY]).sort_values("step")
     steps = rows["step"].to_numpy(np.float64)
     return steps, rows[CURVE_KEY].to_numpy(np.float64), max(reached, int(steps.max(initial=0)))
+
+
+def read_wall_time(run_dir: Path) -> tuple[float, float | None]:
+    """(training seconds, final-evaluation seconds) of a run.
+
+    Training: the sum of the logged intervals' wall time, i.e. the training loop's time without
+    start-up or evaluations; a resumed run's CSV holds each interval once. Runs that logged no
+    interval times get env steps taken / logged env steps per second per interval (which counts
+    the prefill steps at the first interval's rate). Final evaluation: the ``seconds`` its
+    summaries record (greedy and sampled added), None for runs that predate the record or have
+    no final evaluation.
+    """
+    train_seconds = read_train_seconds(run_dir)
+    finals = sorted((run_dir / "eval").glob("final_*.json"))
+    summaries = json.loads(finals[-1].read_text()).values() if finals else []
+    seconds = [summary.get("seconds") for summary in summaries]
+    if not seconds or None in seconds:
+        return train_seconds, None
+    return train_seconds, float(sum(seconds))
+
+
+def read_train_seconds(run_dir: Path) -> float:
+    """The training loop's wall time of a run (see :func:`read_wall_time`); 0 without a CSV."""
+    import pandas as pd
+
+    path = run_dir / "csv" / "metrics.csv"
+    if not path.exists():
+        return 0.0
+    metrics = pd.read_csv(path)
+    if INTERVAL_KEY in metrics:
+        return float(metrics[INTERVAL_KEY].sum())
+    if RATE_KEY not in metrics or "env_steps" not in metrics:
+        return 0.0
+    rows = metrics.dropna(subset=[RATE_KEY, "env_steps"]).sort_values("env_steps")
+    taken = np.diff(rows["env_steps"].to_numpy(np.float64), prepend=0.0)
+    rates = rows[RATE_KEY].to_numpy(np.float64)
+    valid = rates > 0
+    return float(np.sum(taken[valid] / rates[valid]))
 
 
 def label_configurations(runs: Iterable[RunRecord]) -> None:

@@ -53,8 +53,9 @@ def normalise(run: RunRecord, score: np.ndarray) -> np.ndarray:
 
 
 def per_game_table(runs: list[RunRecord]) -> pd.DataFrame:
-    """One row per (configuration, game): mean and std over seeds of the final score, its HNS
-    (Atari), the seeds counted, and the reference methods' published scores (Atari)."""
+    """One row per (configuration, game): mean and std over seeds of the final score, the seeds
+    counted, the mean wall time per run, and for Atari the HNS (mean, std and lowest over seeds)
+    beside the random and human reference scores and the reference methods' published ones."""
     finished = [run for run in runs if run.finished]
     rows = []
     references = reference_scores()
@@ -67,12 +68,24 @@ def per_game_table(runs: list[RunRecord]) -> pd.DataFrame:
             "score_mean": scores.mean(),
             "score_std": scores.std(ddof=1) if len(scores) > 1 else float("nan"),
             "protocol": _one_protocol(group),
+            "train_hours_mean": float(np.mean([run.train_seconds for run in group])) / 3600,
+            "eval_minutes_mean": _mean_eval_minutes(group),
         }
         if group[0].atari:
-            row["hns_mean"] = float(np.mean(normalise(group[0], scores)))
+            hns = normalise(group[0], scores)
+            row["hns_mean"] = float(np.mean(hns))
+            row["hns_std"] = float(np.std(hns, ddof=1)) if len(hns) > 1 else float("nan")
+            row["hns_min"] = float(np.min(hns))
+            row |= {"random": references[game]["random"], "human": references[game]["human"]}
             row |= {name: references[game][column] for column, name in REFERENCE_METHODS.items()}
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def _mean_eval_minutes(group: list[RunRecord]) -> float:
+    """Mean final-evaluation wall time of the runs that recorded one; NaN if none did."""
+    seconds = [run.eval_seconds for run in group if run.eval_seconds is not None]
+    return float(np.mean(seconds)) / 60 if seconds else float("nan")
 
 
 def _group(runs: list[RunRecord]) -> dict[tuple[str, str], list[RunRecord]]:

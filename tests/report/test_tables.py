@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import yaml
 from scipy.stats import trim_mean
@@ -68,10 +69,15 @@ def _write_run(root: Path, sampler: str, game: str, seed: int, score: float) -> 
         "env_steps": 1000,
         "protocol": {"episodes_from": "separate eval envs", "policy": "greedy"},
     }
-    (run_dir / "eval" / "final_1000.json").write_text(json.dumps({"greedy": summary}))
+    sample = {**summary, "mode": "sample", "seconds": 20.0}
+    evaluation = {"greedy": {**summary, "seconds": 40.0}, "sample": sample}
+    (run_dir / "eval" / "final_1000.json").write_text(json.dumps(evaluation))
     steps = np.arange(100, 1001, 100)
-    rows = ["step,env_steps,episodes/return"]
-    rows += [f"{step},{step},{score * step / 1000}" for step in steps]
+    rows = ["step,env_steps,episodes/return,perf/env_steps_per_second"]
+    # 100 env steps per interval at 10 + seed steps/s (a run from before interval times were
+    # logged: the report estimates them from the rate); an episode-only row has no rate.
+    rows += [f"{step},{step},{score * step / 1000},{10 + seed}" for step in steps]
+    rows += ["1000,1000,,"]
     (run_dir / "csv" / "metrics.csv").write_text("\n".join(rows) + "\n")
 
 
@@ -100,7 +106,13 @@ def test_synthetic_sweep_gives_the_expected_means_hns_and_iqm(
             assert row["score_mean"] == pytest.approx(np.mean(games[game]))
             assert row["score_std"] == pytest.approx(np.std(games[game], ddof=1))
             assert row["hns_mean"] == pytest.approx(hns[:, column].mean())
+            assert row["hns_std"] == pytest.approx(hns[:, column].std(ddof=1))
+            assert row["hns_min"] == pytest.approx(hns[:, column].min())
+            assert row["random"] == references[game]["random"]
             assert row["IRIS"] == references[game]["iris"]
+            hours = np.mean([1000 / (10 + seed) for seed in range(3)]) / 3600
+            assert row["train_hours_mean"] == pytest.approx(hours)
+            assert row["eval_minutes_mean"] == pytest.approx(1.0)
         aggregates = report.aggregates.set_index("configuration").loc[label]
         assert aggregates["iqm"] == pytest.approx(trim_mean(hns.reshape(-1), 0.25))
         assert aggregates["mean"] == pytest.approx(hns.mean(axis=0).mean())
@@ -109,6 +121,11 @@ def test_synthetic_sweep_gives_the_expected_means_hns_and_iqm(
         assert aggregates["optimality_gap"] == pytest.approx(gap)
         assert aggregates["iqm_ci_low"] <= aggregates["iqm"] <= aggregates["iqm_ci_high"]
     assert "reference: DIAMOND" in report.aggregates["configuration"].tolist()
+    runs = pd.read_csv(tmp_path / "out" / "runs.csv").set_index("path")
+    krull = runs.loc[str(synthetic_sweep / "etbs_Krull_2")]
+    assert krull["hns"] == pytest.approx(human_normalized_score("Krull", 5000.0))
+    assert krull["train_hours"] == pytest.approx(1000 / 12 / 3600)
+    assert krull["eval_minutes"] == pytest.approx(1.0)
     names = sorted(path.name for path in report.figures)
     assert names == [
         "aggregate_iqm.png",
