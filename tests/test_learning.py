@@ -1,4 +1,8 @@
-"""Learning checks on a 2-core CPU (slow; `make test-slow`). Figures are reported in the README."""
+"""Learning checks on a 2-core CPU (slow; `make test-slow`). Figures are reported in the README.
+
+The Atari checks take about an hour per run (README, "Atari on a CPU"): run one game with
+``make test-slow ARGS="-k 'atari and krull'"``.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from hieros_pl.metrics import human_normalized_score
 from hieros_pl.train import run
 from tests.conftest import compose
 
@@ -14,6 +19,12 @@ CATCH_TARGET = 0.6
 """Issue #4: experiment=quick lifts catch from the random policy's -0.75 to at least +0.6."""
 CARTPOLE_TARGET = 75.0
 """Random CartPole-v1 policy: about 22; measured here: 188.9 (README, Learning checks)."""
+ATARI_HNS_TARGET = 0.2
+"""Issue #11: experiment=atari_cpu at depth 1, mean final greedy HNS over seeds 0-2, per game."""
+ATARI_GAMES = ("krull", "road_runner", "crazy_climber")
+"""The games of the README's Atari learning check (every game tried is in its table)."""
+ATARI_DEPTH3_GAME = "krull"
+ATARI_SEEDS = (0, 1, 2)
 
 
 def _final_greedy_return(run_dir: Path) -> float:
@@ -34,3 +45,28 @@ def test_quick_preset_learns_cartpole_from_vectors(tmp_path: Path) -> None:
     cfg = compose("experiment=quick_cartpole", f"run_dir={tmp_path}", tiny=False)
     run(cfg)
     assert _final_greedy_return(tmp_path) >= CARTPOLE_TARGET
+
+
+def _atari_cpu_scores(root: Path, game: str, depth: int) -> list[float]:
+    """Final greedy scores of ``experiment=atari_cpu`` on ``game`` for ATARI_SEEDS."""
+    scores = []
+    for seed in ATARI_SEEDS:
+        run_dir = root / f"{game}_d{depth}_s{seed}"
+        overrides = (f"env.game={game}", f"seed={seed}", f"hierarchy=depth{depth}")
+        run(compose("experiment=atari_cpu", *overrides, f"run_dir={run_dir}", tiny=False))
+        scores.append(_final_greedy_return(run_dir))
+    return scores
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("game", ATARI_GAMES)
+def test_atari_cpu_preset_reaches_a_fifth_of_human_at_depth_1(tmp_path: Path, game: str) -> None:
+    scores = _atari_cpu_scores(tmp_path, game, depth=1)
+    assert float(human_normalized_score(game, sum(scores) / len(scores))) >= ATARI_HNS_TARGET
+
+
+@pytest.mark.slow
+def test_atari_cpu_preset_at_depth_3_finishes_with_a_final_score(tmp_path: Path) -> None:
+    """Reported whatever it shows (README): only the run and its final evaluation are checked."""
+    scores = _atari_cpu_scores(tmp_path, ATARI_DEPTH3_GAME, depth=3)
+    assert len(scores) == len(ATARI_SEEDS) and all(score == score for score in scores)
