@@ -1,4 +1,5 @@
-"""The run dir's guards: one writer at a time, and no silent config change on resume.
+"""The run dir's guards: usable by this user, one writer at a time, and no silent config change
+on resume.
 
 ``RunDirLock`` keeps ``<run_dir>/.lock`` (host, PID, SLURM job id) while a process trains there;
 a second process stops with :class:`RunDirError`. A lock whose process is gone (same host, PID
@@ -46,13 +47,35 @@ settings that do not touch what is learned (patterns as in fnmatch)."""
 
 
 def check_run_dir(run_dir: Path) -> None:
-    """Raise RunDirError if ``run_dir`` exists but is not a readable, writable directory."""
-    if not run_dir.exists():
-        return
+    """Raise RunDirError unless ``run_dir`` is a directory this user can read and write, or one
+    it can create (its nearest existing ancestor is a directory it can write and search)."""
+    existing = _nearest_existing(run_dir)
+    if existing != run_dir:
+        if existing.is_dir() and os.access(existing, os.W_OK | os.X_OK):
+            return
+        raise RunDirError(
+            f"run dir {run_dir} cannot be created or entered: {existing} is not a directory "
+            "this user can write and search"
+        )
     if not run_dir.is_dir():
         raise RunDirError(f"run dir {run_dir} is not a directory")
     if not os.access(run_dir, os.R_OK | os.W_OK | os.X_OK):
         raise RunDirError(f"run dir {run_dir} is not readable and writable by this user")
+
+
+def _nearest_existing(path: Path) -> Path:
+    """``path`` or its deepest ancestor that this user can see exists.
+
+    A directory this user may not search hides what is inside it (``stat`` fails with EACCES):
+    the answer is then that directory.
+    """
+    for candidate in (path, *path.parents):
+        try:
+            if candidate.exists():
+                return candidate
+        except PermissionError:
+            continue
+    return Path(path.anchor or ".")
 
 
 def _leaves(cfg: Config) -> dict[str, Any]:

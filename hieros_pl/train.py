@@ -301,11 +301,36 @@ def preflight(argv: list[str]) -> None:
     """
     from hydra._internal.utils import get_args_parser
 
+    from hieros_pl.run_dir import check_run_dir
+
     args, _ = get_args_parser().parse_known_args(argv)
     if any(getattr(args, name, None) for name in HYDRA_ONLY_FLAGS):
         return
-    for overrides in job_overrides(list(args.overrides), bool(args.multirun)):
+    jobs = job_overrides(list(args.overrides), bool(args.multirun))
+    for overrides in jobs:
         compose_config(overrides)
+    output_dir = None if args.cfg or not jobs else hydra_output_dir(jobs[0], bool(args.multirun))
+    if output_dir is not None:
+        check_run_dir(output_dir)  # Hydra creates it before the job; its errors are tracebacks
+
+
+def hydra_output_dir(overrides: list[str], multirun: bool) -> Path | None:
+    """The directory Hydra creates before it starts a job: ``hydra.run.dir`` (or ``sweep.dir``).
+
+    None when it needs a running Hydra app to resolve (``${hydra:...}``); Hydra resolves it then.
+    """
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose("train", overrides=overrides, return_hydra_config=True)
+    key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
+    try:
+        directory = OmegaConf.select(cfg, key, throw_on_resolution_failure=True)
+    except (OmegaConfBaseException, ValueError):
+        return None
+    return Path(str(directory))
 
 
 HYDRA_ONLY_FLAGS = (

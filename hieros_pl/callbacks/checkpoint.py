@@ -1,10 +1,13 @@
 """Checkpoints every N env steps, at the end, and on pre-emption; safe loading.
 
 Writes are atomic and durable: the checkpoint goes to a temporary file in the checkpoint
-directory, is fsynced, renamed over ``last.ckpt`` and the directory is fsynced, so the previous
-``last.ckpt`` survives any failure (a failed write removes its temporary file and stops the run
-naming the path and the reason). Loads use ``torch.load(weights_only=True)``: a checkpoint that
-carries a pickled object is refused, and a truncated or corrupt file is named in the error.
+directory, gets its SHA-256 digest appended (:mod:`hieros_pl.checkpoint_digest`), is fsynced,
+renamed over ``last.ckpt`` and the directory is fsynced, so the previous ``last.ckpt`` survives any
+failure (a failed write removes its temporary file and stops the run naming the path and the
+reason). Loads first check the digest, then use ``torch.load(weights_only=True)``: a checkpoint
+whose bytes changed since it was written or that carries a pickled object is refused, and a
+truncated or corrupt file is named in the error. A checkpoint without a digest (written before
+checkpoints carried one) is loaded unverified after a warning.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import lightning.pytorch as pl
 import torch
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
+from hieros_pl import checkpoint_digest
 from hieros_pl.errors import CheckpointError
 from hieros_pl.module import HierosModule
 from hieros_pl.preemption import Preempted, Preemption
@@ -35,7 +39,7 @@ def last_checkpoint(run_dir: str | Path) -> Path | None:
 
 
 def load_checkpoint(path: str | Path, mmap: bool = False) -> dict[str, Any]:
-    """``torch.load(weights_only=True)`` of ``path`` with errors that name the file.
+    """``torch.load(weights_only=True)`` of ``path`` once its digest matches; errors name the file.
 
     ``mmap=True`` maps the tensors instead of reading them (cheap for a look at the counters).
     """
@@ -43,6 +47,12 @@ def load_checkpoint(path: str | Path, mmap: bool = False) -> dict[str, Any]:
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist")
     try:
+        if not checkpoint_digest.verify(path):
+            log.warning(
+                "checkpoint %s carries no SHA-256 digest (written before checkpoints carried "
+                "one): loading it unverified",
+                path,
+            )
         state = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except pickle.UnpicklingError as error:
         reason = next(
@@ -83,20 +93,23 @@ def fsync_directory(directory: Path) -> None:
 
 
 def save_atomically(trainer: pl.Trainer, final: Path) -> None:
-    """Write the trainer's checkpoint to ``final``: temp file beside it, fsync, rename, fsync dir.
+    """Write the trainer's checkpoint to ``final`` atomically and durably, with its digest.
 
-    Raises CheckpointError naming ``final`` and the reason; the temporary file is removed and
-    the previous ``final`` is left as it was.
+    Temporary file beside ``final``, digest appended, fsync, rename over ``final``, fsync of the
+    directory: a process killed at any instant leaves ``final`` either as it was or as the new,
+    signed and complete file. Raises CheckpointError naming ``final`` and the reason; the
+    temporary file is removed and the previous ``final`` is left as it was.
     """
     final.parent.mkdir(parents=True, exist_ok=True)
     temporary = final.with_name(f".{final.name}.{os.getpid()}.tmp")
     try:
         trainer.save_checkpoint(temporary, weights_only=False)  # the full training state
+        checkpoint_digest.sign(temporary)
         with open(temporary, "rb") as handle:
             os.fsync(handle.fileno())
         os.replace(temporary, final)
         fsync_directory(final.parent)
-    except (OSError, RuntimeError) as error:
+    except (OSError, RuntimeError, ValueError) as error:
         temporary.unlink(missing_ok=True)
         reason = getattr(error, "strerror", None) or str(error).splitlines()[0]
         raise CheckpointError(

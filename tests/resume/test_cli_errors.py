@@ -4,10 +4,17 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import shutil
+import site
+import stat
 import subprocess
 import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import pytest
 import torch
 
 BASE = ("size=tiny", "env=catch", "logger=csv", "debug=fast")
@@ -134,3 +141,119 @@ def test_a_non_finite_loss_ends_the_cli_with_one_line_naming_level_and_term(
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("hieros-train: "), result.stderr[-2000:]
     assert "level 0: wm/reward" in lines[0]
+
+
+NOBODY = 65534
+"""uid and gid of the unprivileged user (``nobody``) that runs hieros-train when tests run as root;
+root itself may read and write any directory."""
+
+
+def _runnable_by_anyone(path: Path) -> bool:
+    """Whether every user may execute ``path`` (o+x on it and on every directory above it)."""
+    return all(part.stat().st_mode & stat.S_IXOTH for part in (path, *path.parents))
+
+
+def _interpreter_for_anyone() -> Path | None:
+    """A CPython of this minor version that an unprivileged user may execute, if any."""
+    name = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    on_path = shutil.which(name)
+    candidates = [Path(sys.executable).resolve(), Path("/usr/bin") / name]
+    candidates += [Path("/usr/local/bin") / name, *([Path(on_path).resolve()] if on_path else [])]
+    return next((path for path in candidates if path.is_file() and _runnable_by_anyone(path)), None)
+
+
+def _venv_for_anyone(directory: Path) -> Path | None:
+    """A venv in ``directory`` that any user can run and that imports this venv's packages.
+
+    A ``.pth`` file adds this venv's site-packages with ``site.addsitedir``, so its own ``.pth``
+    files (the editable install of hieros-pl) apply too. None if no such venv can be made.
+    """
+    interpreter = _interpreter_for_anyone()
+    if interpreter is None:
+        return None
+    made = subprocess.run(
+        [str(interpreter), "-m", "venv", "--without-pip", str(directory)], capture_output=True
+    )
+    if made.returncode != 0:
+        return None
+    packages = next(directory.glob("lib/python*/site-packages"))
+    lines = [f"import site; site.addsitedir({path!r})\n" for path in site.getsitepackages()]
+    (packages / "hieros_pl_checkout.pth").write_text("".join(lines))
+    return directory / "bin" / "python"
+
+
+@pytest.fixture
+def shared_dir() -> Iterator[Path]:
+    """A temporary directory every user may enter (pytest's tmp_path is private to its user)."""
+    directory = Path(tempfile.mkdtemp(prefix="hieros-pl-unreadable-"))
+    directory.chmod(0o755)
+    yield directory
+    for path in directory.rglob("*"):
+        if path.is_dir() and not path.is_symlink():
+            path.chmod(0o755)
+    shutil.rmtree(directory)
+
+
+def _files_and_times(directories: list[Path]) -> dict[str, int]:
+    return {
+        str(path): path.stat().st_mtime_ns
+        for root in directories
+        for path in [root, *root.rglob("*")]
+    }
+
+
+def _as_unprivileged_user(shared_dir: Path, home: Path) -> tuple[Path, dict[str, Any]]:
+    """(python, Popen keywords) for a process that file modes bind, with ``home`` its own.
+
+    As root: uid ``nobody`` through a venv in ``shared_dir`` that it can execute (root ignores
+    file modes); otherwise this user and this interpreter. Skips the test if neither is possible.
+    """
+    if os.geteuid() != 0:
+        return Path(sys.executable), {}
+    python = _venv_for_anyone(shared_dir / "venv")
+    if python is None:
+        pytest.skip(
+            f"tests run as root and no python{sys.version_info.major}.{sys.version_info.minor} "
+            f"that uid {NOBODY} may execute was found to run hieros-train without root's rights"
+        )
+    os.chown(home, NOBODY, NOBODY)
+    return python, {"user": NOBODY, "group": NOBODY, "extra_groups": []}
+
+
+def test_a_run_dir_this_user_cannot_use_ends_with_one_line_naming_it(shared_dir: Path) -> None:
+    """A run dir the user may not read or write, and one inside a directory it may not enter."""
+    home, unreadable, hidden = (shared_dir / name for name in ("home", "unreadable", "hidden"))
+    for directory in (home, unreadable, hidden):
+        directory.mkdir()
+    (unreadable / "config.yaml").write_text("seed: 0\n")
+    python, user = _as_unprivileged_user(shared_dir, home)
+    before = _files_and_times([unreadable, hidden])
+    for directory in (unreadable, hidden):
+        directory.chmod(0o700 if user else 0o000)  # root owns them when the user is nobody
+    cases = {
+        unreadable: f"run dir {unreadable} is not readable and writable by this user",
+        hidden / "run": (
+            f"run dir {hidden / 'run'} cannot be created or entered: {hidden} is not a directory "
+            "this user can write and search"
+        ),
+    }
+    env = {**ENV, "HOME": str(home), "TMPDIR": str(home), "WANDB_DIR": str(home)}
+    processes = {
+        run_dir: subprocess.Popen(
+            [str(python), "-m", "hieros_pl.train", *BASE, f"hydra.run.dir={run_dir}"],
+            env=env,
+            cwd=home,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            **user,
+        )
+        for run_dir in cases
+    }
+    for run_dir, expected in cases.items():
+        _, stderr = processes[run_dir].communicate(timeout=300)
+        assert processes[run_dir].returncode not in (0, None), stderr[-2000:]
+        assert stderr.strip().splitlines() == [f"hieros-train: {expected}"], stderr[-2000:]
+    for directory in (unreadable, hidden):
+        directory.chmod(0o755)
+    assert _files_and_times([unreadable, hidden]) == before  # nothing written
