@@ -92,6 +92,31 @@ def fsync_directory(directory: Path) -> None:
         os.close(descriptor)
 
 
+def temporary_path(final: Path) -> Path:
+    """Where :func:`save_atomically` writes ``final`` before renaming it: beside it, per process."""
+    return final.with_name(f".{final.name}.{os.getpid()}.tmp")
+
+
+def remove_stale_temporaries(directory: Path) -> list[Path]:
+    """Delete the temporary checkpoint files a killed writer left in ``directory``.
+
+    Call it only while holding the run dir's lock: every other writer is gone then, so every
+    temporary file not of this process is stale. Returns the deleted paths.
+    """
+    if not directory.is_dir():
+        return []
+    ours = {temporary_path(directory / LAST_CHECKPOINT).name}
+    stale = [
+        path
+        for path in sorted(directory.glob(f".{LAST_CHECKPOINT}.*.tmp"))
+        if path.name not in ours
+    ]
+    for path in stale:
+        path.unlink(missing_ok=True)
+        log.info("removed %s, a temporary checkpoint of a killed process", path)
+    return stale
+
+
 def save_atomically(trainer: pl.Trainer, final: Path) -> None:
     """Write the trainer's checkpoint to ``final`` atomically and durably, with its digest.
 
@@ -101,7 +126,7 @@ def save_atomically(trainer: pl.Trainer, final: Path) -> None:
     temporary file is removed and the previous ``final`` is left as it was.
     """
     final.parent.mkdir(parents=True, exist_ok=True)
-    temporary = final.with_name(f".{final.name}.{os.getpid()}.tmp")
+    temporary = temporary_path(final)
     try:
         trainer.save_checkpoint(temporary, weights_only=False)  # the full training state
         checkpoint_digest.sign(temporary)
@@ -137,6 +162,7 @@ class EnvStepCheckpoint(pl.Callback):
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         assert isinstance(pl_module, HierosModule)
         self.next_save = (int(pl_module.env_steps) // self.every + 1) * self.every
+        remove_stale_temporaries(self.directory)
 
     def on_train_batch_end(
         self,

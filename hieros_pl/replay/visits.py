@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from hieros_pl.config import ReplayConfig
 from hieros_pl.replay.samplers import make_sampler
@@ -20,10 +19,13 @@ from hieros_pl.replay.samplers import make_sampler
 
 def run_visits(run_dir: str | Path, level: int = 0) -> np.ndarray:
     """[N] visits of level ``level``'s live sequences in a run's last checkpoint, oldest first."""
+    from hieros_pl.callbacks.checkpoint import load_checkpoint
+
     checkpoint = Path(run_dir) / "checkpoints" / "last.ckpt"
     if not checkpoint.exists():
         raise FileNotFoundError(f"no checkpoint at {checkpoint}")
-    state = torch.load(checkpoint, map_location="cpu", weights_only=False, mmap=True)
+    # Digest checked, weights only: reading a run's replay statistics never executes its file.
+    state = load_checkpoint(checkpoint, mmap=True)
     buffers = state["ReplayDataModule"]["buffers"]
     if not 0 <= level < len(buffers):
         raise ValueError(f"level {level} not in the run's {len(buffers)} replay levels")

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from fractions import Fraction
+from pathlib import Path
 
 import numpy as np
+import pytest
+import torch
 
-from hieros_pl.replay.visits import age_histogram, simulate_visits
+from hieros_pl.errors import CheckpointError
+from hieros_pl.replay.visits import age_histogram, run_visits, simulate_visits
 from tests.conftest import compose
 
 
@@ -23,3 +28,12 @@ def test_uniform_overvisits_old_sequences_and_etbs_balances_them() -> None:
     assert etbs_ages[0] < 0.7 * uniform_ages[0] and etbs_ages[-1] > 3 * uniform_ages[-1]
     assert np.ptp(etbs_ages) < 0.6 * np.ptp(uniform_ages)
     assert age_histogram(np.array([1, 1, 3, 3]), bins=2).tolist() == [0.5, 1.5]
+
+
+def test_run_visits_refuses_a_checkpoint_that_would_execute_code(tmp_path: Path) -> None:
+    """Reading replay statistics goes through the checked, weights-only checkpoint load."""
+    checkpoint = tmp_path / "checkpoints" / "last.ckpt"
+    checkpoint.parent.mkdir()
+    torch.save({"state_dict": {}, "payload": Fraction(1, 3)}, checkpoint)
+    with pytest.raises(CheckpointError, match=f"refusing checkpoint {checkpoint}"):
+        run_visits(tmp_path)

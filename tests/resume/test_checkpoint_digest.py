@@ -81,10 +81,13 @@ def test_bytes_flipped_mid_tensor_stop_train_and_eval_naming_the_file(
 
 
 def test_a_good_checkpoint_verifies_and_resumes(trained: Path, tmp_path: Path) -> None:
+    """... and the half-written temporary file of a writer SIGKILLed mid-save is removed."""
     run_dir = tmp_path / "run"
     shutil.copytree(trained, run_dir)
     checkpoint = run_dir / "checkpoints" / "last.ckpt"
     assert verify(checkpoint)
+    stale = checkpoint.with_name(".last.ckpt.4194304.tmp")  # a pid no live process has here
+    stale.write_bytes(checkpoint.read_bytes()[:1000])
     process = train(run_dir, 60)
     _, stderr = process.communicate(timeout=300)
     assert process.returncode == 0, stderr[-2000:]
@@ -92,6 +95,8 @@ def test_a_good_checkpoint_verifies_and_resumes(trained: Path, tmp_path: Path) -
     assert verify(checkpoint)
     assert int(load_checkpoint(checkpoint)["state_dict"]["env_steps"]) == 60
     assert "resuming" in (run_dir / "train.log").read_text()
+    assert not stale.exists()
+    assert not list(checkpoint.parent.glob("*.tmp"))
 
 
 class _Killed(BaseException):
