@@ -90,6 +90,25 @@ def ssm_outputs(output_matrix: Tensor, skip_weight: Tensor, states: Tensor, u: T
 
 
 @dataclass(frozen=True)
+class FusedHalf:
+    """One SSM of a double block with its mixing layer folded in, for no-grad steps:
+    W (Re(C̃ x) + D_skip ⊙ u) = [W C_pairs | W diag(D_skip)] [x_pairs; u], one matmul."""
+
+    Lambda_bar: Tensor  # [P] complex64
+    input_rows: Tensor  # [2P, D] float32
+    mixed_output: Tensor  # [D, 2P + D] float32
+
+
+@dataclass(frozen=True)
+class _FusedMemo:
+    """A block's fused halves and what they were built from (see S5Block.fused_halves)."""
+
+    steps: tuple[StepMatrices, StepMatrices]
+    key: tuple[tuple[int, int], ...]
+    halves: tuple[FusedHalf, FusedHalf]
+
+
+@dataclass(frozen=True)
 class StepMatrices:
     """What one recurrence step needs, in the layout its matmuls use."""
 
@@ -265,6 +284,8 @@ class S5Block(nn.Module):
         init_hidden_(self.mix2)
         self.activation = ACTIVATIONS[activation]()
         self.dropout = nn.Dropout(dropout)
+        # Memo of the fused step matrices (see fused_halves); never part of the state_dict.
+        self._fused_memo: _FusedMemo | None = None
 
     def _residual(self, x: Tensor, mixed: Tensor) -> Tensor:
         """x + Dropout(act(mixed)), the residual branch shared by both SSMs."""
@@ -287,11 +308,65 @@ class S5Block(nn.Module):
         return y2 + self.norm3(y2), torch.cat([states1, states2], dim=-1)
 
     def step(self, x_t: Tensor, reset_t: Tensor, state: Tensor) -> tuple[Tensor, Tensor]:
-        """One step of both SSMs; where reset_t both carried states are replaced by zeros."""
+        """One step of both SSMs; where reset_t both carried states are replaced by zeros.
+
+        Without gradients and dropout (acting, evaluation, no-grad imagination) it takes the
+        fused path :meth:`step_fused`; otherwise :meth:`step_reference`. Both give the same
+        result (tests/nn/test_s5_step_memo.py).
+        """
+        # x_t: [B, D] float   reset_t: [B] bool   state: [B, 2P] complex64
+        # -> out_t: [B, D], state: [B, 2P] complex64
+        _check_step(x_t, reset_t, state, self.model_dim, (2 * self.state_dim,))
+        dropout_on = self.training and self.dropout.p > 0
+        if torch.is_grad_enabled() or dropout_on or torch.is_autocast_enabled(x_t.device.type):
+            return self.step_reference(x_t, reset_t, state)
+        return self.step_fused(x_t, reset_t, state)
+
+    def step_fused(self, x_t: Tensor, reset_t: Tensor, state: Tensor) -> tuple[Tensor, Tensor]:
+        """:meth:`step_reference` with each mixing layer folded into its SSM's output matmul
+        (memoised while the parameters do not change) and the reset applied once per block.
+
+        Call only without gradients, dropout or autocast (see :meth:`step`).
+        """
         # x_t: [B, D] float   reset_t: [B] bool   state: [B, 2P] complex64
         # -> out_t: [B, D], state: [B, 2P] complex64
         P = self.state_dim
-        _check_step(x_t, reset_t, state, self.model_dim, (2 * P,))
+        x_t = x_t.float()
+        if bool(reset_t.any()):
+            state = torch.where(reset_t[:, None], 0.0, state)
+        first, second = self.fused_halves()
+        state1, y1 = self._fused_half(first, self.norm1, x_t, state[:, :P])
+        state2, y2 = self._fused_half(second, self.norm2, y1, state[:, P:])
+        return y2 + self.norm3(y2), torch.cat([state1, state2], dim=-1)
+
+    def _fused_half(
+        self, half: FusedHalf, norm: nn.LayerNorm, x_t: Tensor, state: Tensor
+    ) -> tuple[Tensor, Tensor]:
+        """(new SSM state, x_t + act(W SSM(LN x_t))) for one half of the block."""
+        # x_t: [B, D] float32   state: [B, P] complex64 -> state: [B, P], y: [B, D] float32
+        u = norm(x_t)
+        state = half.Lambda_bar * state + apply_input_rows(half.input_rows, u)
+        pairs_and_input = torch.cat([torch.view_as_real(state).flatten(-2), u], dim=-1)
+        return state, x_t + self.activation(F.linear(pairs_and_input, half.mixed_output))
+
+    def fused_halves(self) -> tuple[FusedHalf, FusedHalf]:
+        """Both SSMs' :class:`FusedHalf`, rebuilt only after a parameter changed (the SSMs'
+        own step memos and the mixing weights' version counters and storages are the key)."""
+        steps = (self.ssm1.step_matrices(), self.ssm2.step_matrices())
+        mixes = (self.mix1.weight, self.mix2.weight)
+        key = tuple((weight._version, weight.data_ptr()) for weight in mixes)
+        memo = self._fused_memo
+        # The memo holds the StepMatrices it was built from, so identity is a safe test.
+        if memo is None or memo.key != key or any(a is not b for a, b in zip(memo.steps, steps)):
+            halves = (_fuse(steps[0], mixes[0]), _fuse(steps[1], mixes[1]))
+            memo = self._fused_memo = _FusedMemo(steps, key, halves)
+        return memo.halves
+
+    def step_reference(self, x_t: Tensor, reset_t: Tensor, state: Tensor) -> tuple[Tensor, Tensor]:
+        """One step of both SSMs through the modules, as written in §3.4 (the slow reference)."""
+        # x_t: [B, D] float   reset_t: [B] bool   state: [B, 2P] complex64
+        # -> out_t: [B, D], state: [B, 2P] complex64
+        P = self.state_dim
         ssm1_out, state1 = self.ssm1.step(self.norm1(x_t), reset_t, state[:, :P])
         y1 = self._residual(x_t, self.mix1(ssm1_out))
         ssm2_out, state2 = self.ssm2.step(self.norm2(y1), reset_t, state[:, P:])
@@ -302,6 +377,14 @@ class S5Block(nn.Module):
         """Zeros for both SSMs."""
         # -> state: [B, 2P] complex64
         return torch.zeros(batch_size, 2 * self.state_dim, dtype=torch.complex64, device=device)
+
+
+def _fuse(step: StepMatrices, mix_weight: Tensor) -> FusedHalf:
+    """Fold the mixing layer W [D, D] into the SSM's output: [W C_pairs | W diag(D_skip)]."""
+    # mix_weight: [D, D] float32 -> FusedHalf with mixed_output [D, 2P + D]
+    weight = mix_weight.float()
+    mixed = torch.cat([weight @ step.output_pairs, weight * step.skip_weight[None, :]], dim=1)
+    return FusedHalf(step.Lambda_bar, step.input_rows, mixed)
 
 
 class S5Stack(nn.Module):
