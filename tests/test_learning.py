@@ -33,7 +33,7 @@ def _final_greedy_return(run_dir: Path) -> float:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("seed", [0, 1, 2, 3, 4])
 def test_quick_preset_learns_catch(tmp_path: Path, seed: int) -> None:
     cfg = compose("experiment=quick", f"seed={seed}", f"run_dir={tmp_path}", tiny=False)
     run(cfg)
