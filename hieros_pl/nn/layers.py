@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 
+import torch
 from torch import Tensor, nn
 
 from hieros_pl.nn.symlog import symlog
@@ -142,6 +143,11 @@ class ConvEncoder(nn.Module):
             in_channels, size = out_channels, size // 2
         self.convs = nn.Sequential(*units)
         init_hidden_(self.convs)
+        # Every conv sees a channels-last input (the permuted images, then each
+        # ChannelLayerNorm's output); with channels-first weights oneDNN reorders the weight on
+        # every call. Channels-last weights cut the paper-size acting step by ~10 % (README,
+        # Acting and evaluation speed). Optimiser steps and load_state_dict keep the layout.
+        self.convs.to(memory_format=torch.channels_last)
         self.out_dim = in_channels * minres * minres
 
     def forward(self, obs: Tensor) -> Tensor:

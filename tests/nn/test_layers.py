@@ -42,6 +42,33 @@ def test_conv_encoder_shapes(image_size: int) -> None:
     assert bool(torch.isfinite(embed).all())
 
 
+def _conv_weights(encoder: ConvEncoder) -> list[torch.Tensor]:
+    return [module.weight for module in encoder.modules() if isinstance(module, nn.Conv2d)]
+
+
+def test_conv_encoder_weights_stay_channels_last_through_training_and_loading() -> None:
+    # The convs see channels-last inputs; channels-first weights would be reordered per call.
+    encoder = ConvEncoder(16, channels=3, depth=4, minres=4)
+    reference = ConvEncoder(16, channels=3, depth=4, minres=4)
+    reference.load_state_dict(encoder.state_dict())
+    obs = torch.randint(0, 256, (2, 16, 16, 3), dtype=torch.uint8)
+    optimizer = torch.optim.AdamW(encoder.parameters(), lr=1e-2)
+    for _ in range(2):
+        optimizer.zero_grad()
+        encoder(obs).square().mean().backward()
+        optimizer.step()
+    encoder.load_state_dict(ConvEncoder(16, channels=3, depth=4, minres=4).state_dict())
+    for weight in _conv_weights(encoder):
+        assert weight.is_contiguous(memory_format=torch.channels_last)
+        assert not weight.is_contiguous()
+    # The layout changes speed only: channels-first weights give the same embedding.
+    channels_first = ConvEncoder(16, channels=3, depth=4, minres=4)
+    channels_first.load_state_dict(reference.state_dict())
+    for weight in _conv_weights(channels_first):
+        weight.data = weight.data.contiguous()
+    torch.testing.assert_close(channels_first(obs), reference(obs), rtol=1e-5, atol=1e-5)
+
+
 def test_conv_encoder_halves_down_to_a_non_power_of_two_minres() -> None:
     encoder = ConvEncoder(12, channels=1, depth=2, minres=3)
     embed = encoder(torch.zeros(5, 12, 12, 1, dtype=torch.uint8))
