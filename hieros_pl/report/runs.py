@@ -3,6 +3,7 @@ its learning curve, and the configuration it belongs to."""
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import math
 from collections.abc import Iterable
@@ -18,6 +19,14 @@ from hieros_pl.config import flatten_keys
 RUN_CONFIG = "config.yaml"
 IDENTITY_KEYS = ("seed", "env.game", "env.id", "run_dir", "name", "logger.group")
 """Keys that tell runs apart without making them different configurations."""
+EXECUTION_KEYS = (
+    "trainer.threads",
+    "trainer.detect_anomaly",
+    "callbacks.checkpoint_every",
+    "logger.*",
+)
+"""Keys (fnmatch patterns) that change how a run is executed or logged, not what it learns or how
+it is scored: runs differing only in them are seeds of one configuration."""
 CURVE_KEY = "episodes/return"
 """The logged training-episode return the learning curves are drawn from."""
 INTERVAL_KEY = "perf/interval_seconds"
@@ -183,9 +192,14 @@ def read_train_seconds(run_dir: Path) -> float:
 
 def label_configurations(runs: Iterable[RunRecord]) -> None:
     """Label each run with ``key=value`` of the config keys that differ between the runs
-    (IDENTITY_KEYS aside); runs that share those values share a configuration."""
+    (IDENTITY_KEYS and EXECUTION_KEYS aside); runs that share those values share a
+    configuration."""
     runs = list(runs)
-    keys = sorted({key for run in runs for key in run.config} - set(IDENTITY_KEYS))
+    keys = sorted(
+        key
+        for key in {key for run in runs for key in run.config} - set(IDENTITY_KEYS)
+        if not any(fnmatch.fnmatchcase(key, pattern) for pattern in EXECUTION_KEYS)
+    )
     varying = [key for key in keys if len({json.dumps(run.config.get(key)) for run in runs}) > 1]
     for run in runs:
         parts = [f"{key}={run.config.get(key)}" for key in varying]
