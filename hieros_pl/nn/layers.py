@@ -147,7 +147,9 @@ class ConvEncoder(nn.Module):
         # ChannelLayerNorm's output); with channels-first weights oneDNN reorders the weight on
         # every call. Channels-last weights cut the paper-size acting step by ~10 % (README,
         # Acting and evaluation speed). Optimiser steps and load_state_dict keep the layout.
-        self.convs.to(memory_format=torch.channels_last)
+        for conv in self.convs.modules():
+            if isinstance(conv, nn.Conv2d):
+                conv.weight.data = conv.weight.data.contiguous(memory_format=torch.channels_last)
         self.out_dim = in_channels * minres * minres
 
     def forward(self, obs: Tensor) -> Tensor:
