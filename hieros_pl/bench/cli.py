@@ -25,6 +25,7 @@ SUITES: dict[str, tuple[str, str]] = {
     "world_model": ("hieros_pl.bench.world_model", "bench_world_model"),
     "agent": ("hieros_pl.bench.agent", "bench_agent"),
     "policy": ("hieros_pl.bench.agent", "bench_policy"),
+    "policy_parts": ("hieros_pl.bench.policy_parts", "bench_policy_parts"),
     "evaluation": ("hieros_pl.bench.evaluation", "bench_evaluation"),
     "run": ("hieros_pl.bench.run", "bench_run"),
     "videos": ("hieros_pl.bench.videos", "bench_videos"),
