@@ -126,12 +126,12 @@ def bench_train_call(depth: int, size: str, repeats: int) -> dict[str, Any]:
     }
 
 
-def bench_policy_step(depth: int, size: str, cycles: int = 24) -> dict[str, Any]:
-    """Latency of one env step of the hierarchy's policy with one environment.
+def policy_cycle(depth: int, size: str) -> tuple[HierosModule, Callable[[], None], int]:
+    """(module, play one cycle, cycle length): the acting loop of one env on random frames.
 
-    Levels above 0 act every K**i steps, so a step's cost depends on where it falls on the grid:
-    the figure is the mean over a whole cycle of K**(L-1) steps (16 at depth 3, K = 4), median
-    over ``cycles`` cycles after two warm-up cycles.
+    Levels above 0 act every K**i steps, so a step's cost depends on where it falls on the grid;
+    one cycle is a whole K**(L-1) steps (at least K² = 16). Call the cycle in evaluation mode,
+    as the env loop does around the steps of a training call.
     """
     cfg, module = build([f"hierarchy=depth{depth}", f"size={size}", "env=atari100k"])
     carry = module.hierarchy.initial_carry(1, torch.device("cpu"))
@@ -144,7 +144,13 @@ def bench_policy_step(depth: int, size: str, cycles: int = 24) -> dict[str, Any]
         for _ in range(cycle):
             _, carry, _ = module.act(obs, torch.zeros(1), flags, flags, flags, carry, "train")
 
-    # As in the env loop: the eval-mode switch wraps the steps of a training call, not each step.
+    return module, one_cycle, cycle
+
+
+def bench_policy_step(depth: int, size: str, cycles: int = 24) -> dict[str, Any]:
+    """Latency of one env step of the hierarchy's policy with one environment: the mean over a
+    whole cycle (:func:`policy_cycle`), median over ``cycles`` cycles after two warm-up cycles."""
+    module, one_cycle, cycle = policy_cycle(depth, size)
     with evaluation_mode(module):
         one_cycle()
         one_cycle()

@@ -17,11 +17,12 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
-from hieros_pl.bench.agent import build
+from hieros_pl.bench.agent import policy_cycle
 from hieros_pl.hierarchy.subactor import Subactor
 from hieros_pl.module import HierosModule
 from hieros_pl.nn.modes import evaluation_mode
@@ -48,10 +49,18 @@ def level_parts(subactor: Subactor) -> dict[str, tuple[Any, str]]:
     return {name: target for name, target in parts.items() if hasattr(*target)}
 
 
+@dataclass
+class PartCounters:
+    """Seconds spent in, and calls of, each ``level{i}/{part}`` while counting."""
+
+    seconds: dict[str, float] = field(default_factory=dict)
+    calls: dict[str, int] = field(default_factory=dict)
+
+
 @contextmanager
-def timed_parts(module: HierosModule) -> Iterator[dict[str, float]]:
-    """Count the seconds spent in each level's parts while the block runs."""
-    seconds: dict[str, float] = {}
+def timed_parts(module: HierosModule) -> Iterator[PartCounters]:
+    """Count the time and the calls of each level's parts while the block runs."""
+    counters = PartCounters()
     patched: list[tuple[Any, str]] = []
     try:
         for index, subactor in enumerate(module.hierarchy.levels):
@@ -59,51 +68,51 @@ def timed_parts(module: HierosModule) -> Iterator[dict[str, float]]:
                 continue  # level 0's world model, already counted there
             for part, (owner, method) in level_parts(subactor).items():
                 name = f"level{index}/{part}"
-                seconds[name] = 0.0
-                setattr(owner, method, _counting(getattr(owner, method), name, seconds))
+                counters.seconds[name], counters.calls[name] = 0.0, 0
+                setattr(owner, method, _counting(getattr(owner, method), name, counters))
                 patched.append((owner, method))
-        yield seconds
+        yield counters
     finally:
         for owner, method in patched:
             delattr(owner, method)  # the class's method shows through again
 
 
-def _counting(function: Callable[..., Any], name: str, seconds: dict[str, float]) -> Any:
+def _counting(function: Callable[..., Any], name: str, counters: PartCounters) -> Any:
     def counted(*args: Any, **kwargs: Any) -> Any:
         start = time.perf_counter()
         result = function(*args, **kwargs)
-        seconds[name] += time.perf_counter() - start
+        counters.seconds[name] += time.perf_counter() - start
+        counters.calls[name] += 1
         return result
 
     return counted
 
 
 def bench_policy_parts_at(depth: int, size: str, cycles: int = 24) -> list[dict[str, Any]]:
-    """Per-part milliseconds per env step of the policy at ``depth`` (see the module doc)."""
-    cfg, module = build([f"hierarchy=depth{depth}", f"size={size}", "env=atari100k"])
-    carry = module.hierarchy.initial_carry(1, torch.device("cpu"))
-    obs = torch.randint(0, 256, (1, cfg.env.image_size, cfg.env.image_size, 3), dtype=torch.uint8)
-    flags = torch.zeros(1, dtype=torch.bool)
-    cycle = max(cfg.hierarchy.stride ** (depth - 1), cfg.hierarchy.stride**2)
-
-    def steps(count: int) -> None:
-        nonlocal carry
-        for _ in range(count):
-            _, carry, _ = module.act(obs, torch.zeros(1), flags, flags, flags, carry, "train")
-
+    """Per-part milliseconds per env step of the policy at ``depth`` (see the module doc), with
+    each part's calls per env step."""
+    module, one_cycle, cycle = policy_cycle(depth, size)
     with evaluation_mode(module):
-        steps(2 * cycle)  # warm-up: memos, allocator
-        with timed_parts(module) as seconds:
+        one_cycle()  # warm-up: memos, allocator
+        one_cycle()
+        with timed_parts(module) as counters:
             start = time.perf_counter()
-            steps(cycles * cycle)
+            for _ in range(cycles):
+                one_cycle()
             total = time.perf_counter() - start
-    per_step = 1e3 / (cycles * cycle)
+    steps = cycles * cycle
+    seconds = counters.seconds
     top = sum(value for name, value in seconds.items() if name.split("/", 1)[1] in TOP_PARTS)
     figures = {"policy_step": total, **seconds, "other": total - top}
     common = {"unit": "ms per env step", "size": size, "depth": depth, "cycle_steps": cycle}
     common["threads"] = torch.get_num_threads()
     return [
-        {"name": f"depth{depth}/{name}", "value": value * per_step, **common}
+        {
+            "name": f"depth{depth}/{name}",
+            "value": 1e3 * value / steps,
+            "calls_per_step": counters.calls.get(name, steps) / steps,
+            **common,
+        }
         for name, value in figures.items()
     ]
 
