@@ -1,10 +1,11 @@
 """hieros-eval: score a checkpoint with N episodes on separate evaluation environments.
 
 ``hieros-eval <run_dir | checkpoint> [--checkpoint NAME] [--episodes N] [--mode greedy|sample]
-[--video] [--out FILE]`` writes the scores as JSON (default
+[--video] [--policy-stats] [--out FILE]`` writes the scores as JSON (default
 ``<run_dir>/eval/hieros-eval_<mode>_<env_steps>.json``) and prints them, with the protocol they
 were measured under (ALGORITHM.md §10.2); ``--video`` adds one episode as an mp4 in
-``<run_dir>/videos``.
+``<run_dir>/videos``; ``--policy-stats`` adds what level 0's action distribution looked like
+(``hieros_pl.policy_stats``).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from hieros_pl.evaluation_progress import EpisodeBar
 from hieros_pl.hierarchy.hierarchy import ActCarry
 from hieros_pl.module import HierosModule
 from hieros_pl.nn.modes import evaluation_mode
+from hieros_pl.policy_stats import PolicyStats
 
 EVAL_SEED_OFFSET = 1_000_003
 """Evaluation envs are seeded with seed + this offset + index, disjoint from training envs."""
@@ -43,6 +45,8 @@ class EvalResult:
     lengths: list[int]
     env_steps: int
     protocol: dict[str, Any]
+    policy: dict[str, Any] | None = None
+    """``PolicyStats.summary()`` of level 0 when asked for (``hieros-eval --policy-stats``)."""
 
     def summary(self, game: str | None) -> dict[str, Any]:
         from hieros_pl.metrics import human_normalized_score
@@ -57,6 +61,8 @@ class EvalResult:
             "env_steps": self.env_steps,
             "protocol": self.protocol,
         }
+        if self.policy is not None:
+            result["policy"] = self.policy
         if game is not None and len(returns):
             result["human_normalized_score"] = float(human_normalized_score(game, returns.mean()))
         return result
@@ -105,6 +111,7 @@ def run_episodes(
     seed: int | None,
     carry: ActCarry | None = None,
     on_episode: Callable[[float], None] | None = None,
+    policy_stats: PolicyStats | None = None,
 ) -> tuple[list[float], list[int], ActCarry]:
     """Play until every env finished its quota of complete episodes (``episode_quotas``).
 
@@ -112,6 +119,8 @@ def run_episodes(
     short episodes are not over-represented. Runtime state is separate from training and nothing
     is written to replay. ``env`` comes from ``make_env``, whose episode statistics give each
     return and length; ``on_episode`` is called with each counted return (progress display).
+    ``policy_stats`` accumulates level 0's action distributions on the envs still counting,
+    closing steps excluded.
     """
     E = env.num_envs
     quota = episode_quotas(episodes, E)
@@ -131,6 +140,12 @@ def run_episodes(
                 for x in (obs, reward, is_first, is_last, terminal)
             )
             action, carry, _ = module.act(obs_t, reward_t, first_t, last_t, terminal_t, carry, mode)
+            if policy_stats is not None:
+                probs = module.hierarchy.policy(0, carry).probs  # type: ignore[attr-defined]
+                executed = action.argmax(-1).cpu().numpy()
+                # A closing step (is_last) acts on the final obs; the env ignores that action.
+                counted = (quota > 0) & ~is_last
+                policy_stats.update(probs.float().cpu().numpy(), executed, is_first, counted)
             env_action = to_env_action(action.cpu().numpy(), spec)
             obs, reward, terminated, truncated, info = env.step(env_action)
             reward = np.asarray(reward, dtype=np.float32)
@@ -154,12 +169,14 @@ def evaluate(
     carry: ActCarry | None = None,
     show_progress: bool = True,
     on_episode: Callable[[float], None] | None = None,
+    with_policy_stats: bool = False,
 ) -> tuple[EvalResult, ActCarry]:
     """Build the eval envs, play, and close them. ``carry``: shared runtime state (D14 only).
 
     ``min(env.eval_num_envs, episodes)`` envs play as one batch. ``on_episode`` receives each
     counted return (the training run's bar); without it a bar of its own counts the episodes
-    when ``show_progress``.
+    when ``show_progress``. ``with_policy_stats`` adds level 0's ``PolicyStats`` (discrete
+    action spaces only).
     """
     from hieros_pl.envs import env_spec, make_env
 
@@ -170,17 +187,25 @@ def evaluate(
         cfg.env.num_envs if carry is not None else eval_env_count(episodes, cfg.env.eval_num_envs)
     )
     env = make_env(cfg.env, seed=eval_seed, num_envs=count)
+    spec = env_spec(env)
+    stats = None
+    if with_policy_stats:
+        if not spec.discrete:
+            env.close()
+            raise ValueError(f"policy statistics need discrete actions; env kind '{cfg.env.kind}'")
+        stats = PolicyStats(spec.action_dim, env.num_envs)
     bar = EpisodeBar(episodes, f"eval {mode}", show_progress and on_episode is None)
     try:
         returns, lengths, carry = run_episodes(
             module,
             env,
-            env_spec(env),
+            spec,
             episodes,
             mode,
             eval_seed,
             carry,
             on_episode or bar.on_episode,
+            stats,
         )
     finally:
         bar.close()
@@ -188,7 +213,8 @@ def evaluate(
     described = protocol(cfg.env, mode)
     if cfg.compat.eval_protocol_original:
         described["runtime_state"] = "shared with training (compat.eval_protocol_original)"
-    result = EvalResult(mode, returns, lengths, int(module.env_steps), described)
+    policy = None if stats is None else stats.summary()
+    result = EvalResult(mode, returns, lengths, int(module.env_steps), described, policy)
     return result, carry
 
 
@@ -236,6 +262,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--episodes", type=int, default=100)
     parser.add_argument("--mode", choices=("greedy", "sample"), default="greedy")
     parser.add_argument("--video", action="store_true", help="also write one episode as mp4")
+    parser.add_argument(
+        "--policy-stats",
+        action="store_true",
+        help="also report level 0's action distribution: entropy, top probability, action "
+        "changes, longest run of one action, action frequencies (discrete actions)",
+    )
     parser.add_argument("--out", type=Path, default=None, help="JSON file (default: in RUN_DIR)")
     args = parser.parse_args(argv)
     with cli_boundary("hieros-eval"):
@@ -251,7 +283,12 @@ def _evaluate_and_write(args: argparse.Namespace) -> None:
         cfg, module = load_run(checkpoint)
     except (FileNotFoundError, ValueError) as error:
         sys.exit(f"hieros-eval: {error}")
-    result, _ = evaluate(module, cfg, args.episodes, args.mode)
+    if args.policy_stats and module.hierarchy.levels[0].spec.action_kind != "onehot":
+        sys.exit(
+            f"hieros-eval: --policy-stats needs a discrete action space; env kind "
+            f"'{cfg.env.kind}' has continuous actions"
+        )
+    result, _ = evaluate(module, cfg, args.episodes, args.mode, with_policy_stats=args.policy_stats)
     summary = result.summary(game_of(cfg))
     summary["protocol"]["description"] = describe(summary, cfg.env_steps)
     summary["checkpoint"] = str(checkpoint)

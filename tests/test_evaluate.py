@@ -66,3 +66,22 @@ def test_atari_protocol_lists_its_conditions() -> None:
     assert described["sticky_actions"] is False
     assert described["noop_max"] == 30 and described["episode_frames"] == 108_000
     assert described["action_set"] == "minimal"
+
+
+def test_policy_stats_cover_exactly_the_counted_episode_steps(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cfg = compose(
+        "debug=fast", "hierarchy=depth1", "env_steps=60", "train_ratio=32", f"run_dir={tmp_path}"
+    )
+    run(cfg)
+    capsys.readouterr()
+    main([str(tmp_path), "--episodes", "5", "--mode", "greedy", "--policy-stats"])
+    summary = json.loads(capsys.readouterr().out)
+    policy = summary["policy"]
+    # Closing steps and envs past their quota are not counted: one step per episode step.
+    assert policy["steps"] == 5 * (cfg.env.grid_size - 1)
+    assert sum(policy["action_frequencies"]) == pytest.approx(1.0, abs=1e-3)
+    assert len(policy["action_frequencies"]) == 3  # catch: left, stay, right
+    assert 0.0 < policy["entropy_fraction_mean"] <= 1.0
+    assert 1 <= policy["longest_run_of_one_action"] <= cfg.env.grid_size - 1

@@ -23,7 +23,7 @@ from dataclasses import dataclass, replace
 import torch
 from torch import Tensor, nn
 
-from hieros_pl.behavior.actor import GroupedCategorical
+from hieros_pl.behavior.actor import ActionDistribution, GroupedCategorical
 from hieros_pl.config import Config
 from hieros_pl.hierarchy.rewards import level_reward_weights
 from hieros_pl.hierarchy.subactor import LevelSpec, Subactor
@@ -311,7 +311,7 @@ class Hierarchy(nn.Module):
             if not bool(mask.any()):
                 continue  # no env acts at this level on this step: nothing to decide or store
             goal = level.goal
-            action = self._choose_action(subactor, level, goal, mode)
+            action = self._choose_action(subactor, level, mode)
             level.prev_action = torch.where(mask[:, None], action, level.prev_action)
             if index > 0:
                 below = levels[index - 1]
@@ -337,15 +337,24 @@ class Hierarchy(nn.Module):
             level.reward_sum = torch.where(mask, 0.0, level.reward_sum)
         return records
 
-    def _choose_action(
-        self, subactor: Subactor, level: LevelCarry, goal: Tensor, mode: str
-    ) -> Tensor:
+    def policy(self, index: int, carry: ActCarry) -> ActionDistribution:
+        """Level ``index``'s action distribution at its carried latent and goal.
+
+        After ``act`` this is the distribution the level's last action was drawn from: the
+        latent and goal in the returned carry are the ones its actor saw.
+        """
+        return self._policy(self.levels[index], carry.levels[index])
+
+    def _policy(self, subactor: Subactor, level: LevelCarry) -> ActionDistribution:
         features = subactor.world_model.actor_features(level.latent)
-        goal_input = subactor.goal_input(level.goal_code, goal)
-        dist = subactor.actor_critic.actor(torch.cat([features, goal_input], dim=-1))
-        soft = isinstance(dist, GroupedCategorical) and self.compat.eval_subgoal_original
-        if soft and mode == "greedy":
-            return dist.soft_mode()  # GroupedCategorical (D8)
+        goal_input = subactor.goal_input(level.goal_code, level.goal)
+        return subactor.actor_critic.actor(torch.cat([features, goal_input], dim=-1))
+
+    def _choose_action(self, subactor: Subactor, level: LevelCarry, mode: str) -> Tensor:
+        dist = self._policy(subactor, level)
+        soft = mode == "greedy" and self.compat.eval_subgoal_original
+        if soft and isinstance(dist, GroupedCategorical):
+            return dist.soft_mode()  # D8
         action = dist.sample() if mode != "greedy" else dist.mode()
         if subactor.spec.action_kind == "normal":
             # The env executes clipped actions; replay stores what was executed.
