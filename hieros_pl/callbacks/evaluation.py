@@ -90,7 +90,8 @@ class Evaluation(pl.Callback):
         return wanted and not (self.directory / f"final_{env_steps}.json").exists()
 
     def run_final(self, loggers: list[Any], module: HierosModule) -> None:
-        """The final protocol evaluation: greedy and sampled, ``eval_episodes`` each."""
+        """The final protocol evaluation: greedy and sampled, ``eval_episodes`` each, with level
+        0's ``PolicyStats`` in the JSON for discrete actions."""
         self._run(loggers, module, "final", self.settings.eval_episodes, ["greedy", "sample"])
 
     def _run(
@@ -99,6 +100,10 @@ class Evaluation(pl.Callback):
         game = game_of(self.cfg)
         summaries = {}
         bar = self.progress_bar if name == "final" else None
+        # The final JSON says how wide level 0's policy was (greedy below sampled: §Atari).
+        with_policy_stats = (
+            name == "final" and module.hierarchy.levels[0].spec.action_kind == "onehot"
+        )
         for mode in modes:
             if bar is not None:
                 bar.start_evaluation(f"{name} eval ({mode})", episodes)
@@ -111,6 +116,7 @@ class Evaluation(pl.Callback):
                 mode,
                 shared,
                 on_episode=None if bar is None else (lambda _: bar.advance_evaluation(1)),
+                with_policy_stats=with_policy_stats,
             )
             if self.original and self.env_loop:
                 self.env_loop.carry = carry

@@ -22,8 +22,11 @@ def test_report_reads_training_and_final_evaluation_time_of_a_real_run(tmp_path:
     run(compose(*overrides, *final, f"run_dir={run_dir}"))
     wall = time.perf_counter() - started
     (summary,) = (run_dir / "eval").glob("final_*.json")
-    seconds = {mode: part["seconds"] for mode, part in json.loads(summary.read_text()).items()}
+    parts = json.loads(summary.read_text())
+    seconds = {mode: part["seconds"] for mode, part in parts.items()}
     assert sorted(seconds) == ["greedy", "sample"] and all(s > 0 for s in seconds.values())
+    for part in parts.values():  # level 0's policy over exactly the counted episode steps
+        assert part["policy"]["steps"] == part["length_mean"] * part["episodes"]
     report = make_report(tmp_path / "sweep", tmp_path / "out", reps=20)
     (record,) = report.runs
     assert record.eval_seconds == sum(seconds.values())
