@@ -66,7 +66,8 @@ def make_report(
 
 
 def runs_table(runs: list[RunRecord]) -> pd.DataFrame:
-    """One row per run dir: its configuration, game, seed, progress and final score."""
+    """One row per run dir: its configuration, game, seed, progress, final score (greedy), the
+    sampled score and how wide the greedy policy was (entropy / log A)."""
     return pd.DataFrame(
         [
             {
@@ -77,6 +78,8 @@ def runs_table(runs: list[RunRecord]) -> pd.DataFrame:
                 "budget": run.budget,
                 "final_score": run.score,
                 "hns": _run_hns(run),
+                "sampled_score": run.sampled_score,
+                "greedy_entropy_fraction": run.greedy_entropy_fraction,
                 "train_hours": run.train_seconds / 3600,
                 "eval_minutes": None if run.eval_seconds is None else run.eval_seconds / 60,
                 "protocol": run.protocol,

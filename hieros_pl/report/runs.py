@@ -45,7 +45,10 @@ class RunRecord:
     protocol in ``protocol``. curve: (env steps [N], mean training-episode return [N]).
     train_seconds: wall time of the training loop summed over its log intervals (every resumed
     segment counted once; start-up and evaluations not included); eval_seconds: wall time of the
-    final evaluation (None when not recorded).
+    final evaluation (None when not recorded). sampled_score: the same evaluation's sampled mean
+    return; greedy_entropy_fraction: its greedy policy's mean entropy / log A at level 0 (None
+    where not recorded; a greedy score far below the sampled one with a wide policy is the
+    argmax of a policy that trained stochastic).
     """
 
     path: Path
@@ -60,6 +63,8 @@ class RunRecord:
     curve: tuple[np.ndarray, np.ndarray]
     train_seconds: float = 0.0
     eval_seconds: float | None = None
+    sampled_score: float | None = None
+    greedy_entropy_fraction: float | None = None
     configuration: str = "default"
     notes: list[str] = field(default_factory=list)
 
@@ -94,6 +99,7 @@ def read_run(run_dir: Path) -> RunRecord:
     steps, returns, reached = read_curve(run_dir)
     score, protocol, evaluated_at = read_final_score(run_dir)
     train_seconds, eval_seconds = read_wall_time(run_dir)
+    sampled_score, greedy_entropy_fraction = read_policy_gap(run_dir)
     return RunRecord(
         path=run_dir,
         config=config,
@@ -107,6 +113,8 @@ def read_run(run_dir: Path) -> RunRecord:
         curve=(steps, returns),
         train_seconds=train_seconds,
         eval_seconds=eval_seconds,
+        sampled_score=sampled_score,
+        greedy_entropy_fraction=greedy_entropy_fraction,
     )
 
 
@@ -120,6 +128,21 @@ def read_final_score(run_dir: Path) -> tuple[float | None, str, int]:
     if math.isnan(score):
         return None, "final evaluation without a complete episode", int(summary["env_steps"])
     return score, describe_protocol(summary), int(summary["env_steps"])
+
+
+def read_policy_gap(run_dir: Path) -> tuple[float | None, float | None]:
+    """(sampled mean return, greedy policy's entropy / log A) of the last final evaluation;
+    None for what it did not record."""
+    finals = sorted((run_dir / "eval").glob("final_*.json"))
+    if not finals:
+        return None, None
+    summaries = json.loads(finals[-1].read_text())
+    sampled = summaries.get("sample", {}).get("return_mean")
+    entropy = summaries.get("greedy", {}).get("policy", {}).get("entropy_fraction_mean")
+    return (
+        None if sampled is None or math.isnan(sampled) else float(sampled),
+        None if entropy is None else float(entropy),
+    )
 
 
 def describe_protocol(summary: dict[str, Any]) -> str:

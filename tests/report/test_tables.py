@@ -69,8 +69,9 @@ def _write_run(root: Path, sampler: str, game: str, seed: int, score: float) -> 
         "env_steps": 1000,
         "protocol": {"episodes_from": "separate eval envs", "policy": "greedy"},
     }
-    sample = {**summary, "mode": "sample", "seconds": 20.0}
-    evaluation = {"greedy": {**summary, "seconds": 40.0}, "sample": sample}
+    sample = {**summary, "mode": "sample", "seconds": 20.0, "return_mean": 2 * score}
+    policy = {"entropy_fraction_mean": 0.1 * (seed + 1)}
+    evaluation = {"greedy": {**summary, "seconds": 40.0, "policy": policy}, "sample": sample}
     (run_dir / "eval" / "final_1000.json").write_text(json.dumps(evaluation))
     steps = np.arange(100, 1001, 100)
     rows = ["step,env_steps,episodes/return,perf/env_steps_per_second"]
@@ -126,6 +127,8 @@ def test_synthetic_sweep_gives_the_expected_means_hns_and_iqm(
     assert krull["hns"] == pytest.approx(human_normalized_score("Krull", 5000.0))
     assert krull["train_hours"] == pytest.approx(1000 / 12 / 3600)
     assert krull["eval_minutes"] == pytest.approx(1.0)
+    assert krull["sampled_score"] == pytest.approx(10_000.0)
+    assert krull["greedy_entropy_fraction"] == pytest.approx(0.3)
     names = sorted(path.name for path in report.figures)
     assert names == [
         "aggregate_iqm.png",
