@@ -139,13 +139,17 @@ def run_episodes(
                 torch.as_tensor(x, device=module.device)
                 for x in (obs, reward, is_first, is_last, terminal)
             )
-            action, carry, _ = module.act(obs_t, reward_t, first_t, last_t, terminal_t, carry, mode)
+            action, carry, records = module.act(
+                obs_t, reward_t, first_t, last_t, terminal_t, carry, mode
+            )
             if policy_stats is not None:
-                probs = module.hierarchy.policy(0, carry).probs  # type: ignore[attr-defined]
+                # Level 0 acts on every step; a closing step (is_last) acts on the final obs and
+                # the env ignores that action.
+                level0 = records[0]
+                assert level0 is not None and level0.action_probs is not None
+                probs = level0.action_probs.float().cpu().numpy()
                 executed = action.argmax(-1).cpu().numpy()
-                # A closing step (is_last) acts on the final obs; the env ignores that action.
-                counted = (quota > 0) & ~is_last
-                policy_stats.update(probs.float().cpu().numpy(), executed, is_first, counted)
+                policy_stats.update(probs, executed, is_first, (quota > 0) & ~is_last)
             env_action = to_env_action(action.cpu().numpy(), spec)
             obs, reward, terminated, truncated, info = env.step(env_action)
             reward = np.asarray(reward, dtype=np.float32)
@@ -186,14 +190,11 @@ def evaluate(
     count = (
         cfg.env.num_envs if carry is not None else eval_env_count(episodes, cfg.env.eval_num_envs)
     )
+    if with_policy_stats and not has_policy_stats(module):
+        raise ValueError(f"policy statistics need discrete actions; env kind '{cfg.env.kind}'")
     env = make_env(cfg.env, seed=eval_seed, num_envs=count)
     spec = env_spec(env)
-    stats = None
-    if with_policy_stats:
-        if not spec.discrete:
-            env.close()
-            raise ValueError(f"policy statistics need discrete actions; env kind '{cfg.env.kind}'")
-        stats = PolicyStats(spec.action_dim, env.num_envs)
+    stats = PolicyStats(spec.action_dim, env.num_envs) if with_policy_stats else None
     bar = EpisodeBar(episodes, f"eval {mode}", show_progress and on_episode is None)
     try:
         returns, lengths, carry = run_episodes(
@@ -216,6 +217,11 @@ def evaluate(
     policy = None if stats is None else stats.summary()
     result = EvalResult(mode, returns, lengths, int(module.env_steps), described, policy)
     return result, carry
+
+
+def has_policy_stats(module: HierosModule) -> bool:
+    """Whether level 0 acts from a categorical, whose statistics ``PolicyStats`` reports."""
+    return module.hierarchy.levels[0].spec.action_kind == "onehot"
 
 
 def game_of(cfg: Config) -> str | None:
@@ -283,7 +289,7 @@ def _evaluate_and_write(args: argparse.Namespace) -> None:
         cfg, module = load_run(checkpoint)
     except (FileNotFoundError, ValueError) as error:
         sys.exit(f"hieros-eval: {error}")
-    if args.policy_stats and module.hierarchy.levels[0].spec.action_kind != "onehot":
+    if args.policy_stats and not has_policy_stats(module):
         sys.exit(
             f"hieros-eval: --policy-stats needs a discrete action space; env kind "
             f"'{cfg.env.kind}' has continuous actions"

@@ -9,16 +9,29 @@ from pathlib import Path
 import imageio.v2 as imageio
 import pytest
 
-from hieros_pl.evaluate import main, protocol
+from hieros_pl.config import Config
+from hieros_pl.evaluate import evaluate, main, protocol
+from hieros_pl.module import HierosModule
 from hieros_pl.train import run
 from tests.conftest import compose
 
 
-def test_eval_scores_a_trained_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Config, Path]:
+    """One tiny catch run of 60 env steps that the tests below evaluate (read-only)."""
+    run_dir = tmp_path_factory.mktemp("trained")
     cfg = compose(
-        "debug=fast", "hierarchy=depth1", "env_steps=60", "train_ratio=32", f"run_dir={tmp_path}"
+        "debug=fast", "hierarchy=depth1", "env_steps=60", "train_ratio=32", f"run_dir={run_dir}"
     )
     run(cfg)
+    return cfg, run_dir
+
+
+def test_eval_scores_a_trained_run(
+    trained: tuple[Config, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cfg, run_dir = trained
+    shutil.copytree(run_dir, tmp_path, dirs_exist_ok=True)
     capsys.readouterr()  # drop the training progress bar
     main([str(tmp_path), "--episodes", "3", "--mode", "greedy"])
     summary = json.loads(capsys.readouterr().out)
@@ -38,12 +51,10 @@ def test_eval_scores_a_trained_run(tmp_path: Path, capsys: pytest.CaptureFixture
 
 
 def test_eval_of_a_named_checkpoint_writes_json_and_a_video(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    trained: tuple[Config, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    cfg = compose(
-        "debug=fast", "hierarchy=depth1", "env_steps=40", "train_ratio=32", f"run_dir={tmp_path}"
-    )
-    run(cfg)
+    cfg, run_dir = trained
+    shutil.copytree(run_dir, tmp_path, dirs_exist_ok=True)
     shutil.copy(tmp_path / "checkpoints" / "last.ckpt", tmp_path / "checkpoints" / "kept.ckpt")
     capsys.readouterr()
     out = tmp_path / "scores.json"
@@ -69,14 +80,12 @@ def test_atari_protocol_lists_its_conditions() -> None:
 
 
 def test_policy_stats_cover_exactly_the_counted_episode_steps(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    trained: tuple[Config, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    cfg = compose(
-        "debug=fast", "hierarchy=depth1", "env_steps=60", "train_ratio=32", f"run_dir={tmp_path}"
-    )
-    run(cfg)
+    cfg, run_dir = trained
     capsys.readouterr()
-    main([str(tmp_path), "--episodes", "5", "--mode", "greedy", "--policy-stats"])
+    out = tmp_path / "scores.json"
+    main([str(run_dir), "--episodes", "5", "--mode", "greedy", "--policy-stats", "--out", str(out)])
     summary = json.loads(capsys.readouterr().out)
     policy = summary["policy"]
     # Closing steps and envs past their quota are not counted: one step per episode step.
@@ -85,3 +94,10 @@ def test_policy_stats_cover_exactly_the_counted_episode_steps(
     assert len(policy["action_frequencies"]) == 3  # catch: left, stay, right
     assert 0.0 < policy["entropy_fraction_mean"] <= 1.0
     assert 1 <= policy["longest_run_of_one_action"] <= cfg.env.grid_size - 1
+
+
+def test_policy_stats_of_continuous_actions_are_a_clear_error() -> None:
+    cfg = compose("debug=fast", "hierarchy=depth1", "env=gym", "env.id=Pendulum-v1")
+    module = HierosModule(cfg, (3,), False, 1, discrete=False)
+    with pytest.raises(ValueError, match="policy statistics need discrete actions; env kind 'gym'"):
+        evaluate(module, cfg, 1, "greedy", with_policy_stats=True)

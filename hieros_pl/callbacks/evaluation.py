@@ -14,7 +14,7 @@ import lightning.pytorch as pl
 from hieros_pl.callbacks.env_loop import EnvLoop
 from hieros_pl.callbacks.progress import EnvStepProgressBar
 from hieros_pl.config import CallbacksConfig, Config
-from hieros_pl.evaluate import describe, evaluate, game_of
+from hieros_pl.evaluate import describe, evaluate, game_of, has_policy_stats
 from hieros_pl.module import HierosModule
 
 log = logging.getLogger(__name__)
@@ -101,9 +101,7 @@ class Evaluation(pl.Callback):
         summaries = {}
         bar = self.progress_bar if name == "final" else None
         # The final JSON says how wide level 0's policy was (greedy below sampled: §Atari).
-        with_policy_stats = (
-            name == "final" and module.hierarchy.levels[0].spec.action_kind == "onehot"
-        )
+        with_policy_stats = name == "final" and has_policy_stats(module)
         for mode in modes:
             if bar is not None:
                 bar.start_evaluation(f"{name} eval ({mode})", episodes)

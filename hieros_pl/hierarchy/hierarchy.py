@@ -23,10 +23,11 @@ from dataclasses import dataclass, replace
 import torch
 from torch import Tensor, nn
 
-from hieros_pl.behavior.actor import ActionDistribution, GroupedCategorical
+from hieros_pl.behavior.actor import GroupedCategorical
 from hieros_pl.config import Config
 from hieros_pl.hierarchy.rewards import level_reward_weights
 from hieros_pl.hierarchy.subactor import LevelSpec, Subactor
+from hieros_pl.nn.distributions import OneHotCategorical
 from hieros_pl.nn.symlog import symlog
 from hieros_pl.world_models.latent import LatentState
 
@@ -78,6 +79,9 @@ class LevelRecord:
     is_terminal: Tensor  # [E] bool
     subgoal: Tensor  # [E, h or 0] float32
     subgoal_code: Tensor  # [E, Gc] float32
+    action_probs: Tensor | None = None
+    """[E, A] float32: the categorical the action came from (one-hot actors; None otherwise).
+    Not stored in replay: evaluation reads it (``hieros_pl.policy_stats``)."""
 
 
 def build_level_specs(
@@ -311,7 +315,7 @@ class Hierarchy(nn.Module):
             if not bool(mask.any()):
                 continue  # no env acts at this level on this step: nothing to decide or store
             goal = level.goal
-            action = self._choose_action(subactor, level, mode)
+            action, action_probs = self._choose_action(subactor, level, mode)
             level.prev_action = torch.where(mask[:, None], action, level.prev_action)
             if index > 0:
                 below = levels[index - 1]
@@ -333,31 +337,25 @@ class Hierarchy(nn.Module):
                 is_terminal=is_terminal,
                 subgoal=goal,
                 subgoal_code=level.goal_code,
+                action_probs=action_probs,
             )
             level.reward_sum = torch.where(mask, 0.0, level.reward_sum)
         return records
 
-    def policy(self, index: int, carry: ActCarry) -> ActionDistribution:
-        """Level ``index``'s action distribution at its carried latent and goal.
-
-        After ``act`` this is the distribution the level's last action was drawn from: the
-        latent and goal in the returned carry are the ones its actor saw.
-        """
-        return self._policy(self.levels[index], carry.levels[index])
-
-    def _policy(self, subactor: Subactor, level: LevelCarry) -> ActionDistribution:
+    def _choose_action(
+        self, subactor: Subactor, level: LevelCarry, mode: str
+    ) -> tuple[Tensor, Tensor | None]:
+        """(action [E, A], the one-hot actor's probabilities [E, A] or None)."""
         features = subactor.world_model.actor_features(level.latent)
         goal_input = subactor.goal_input(level.goal_code, level.goal)
-        return subactor.actor_critic.actor(torch.cat([features, goal_input], dim=-1))
-
-    def _choose_action(self, subactor: Subactor, level: LevelCarry, mode: str) -> Tensor:
-        dist = self._policy(subactor, level)
+        dist = subactor.actor_critic.actor(torch.cat([features, goal_input], dim=-1))
+        probs = dist.probs if isinstance(dist, OneHotCategorical) else None
         soft = mode == "greedy" and self.compat.eval_subgoal_original
         if soft and isinstance(dist, GroupedCategorical):
-            return dist.soft_mode()  # D8
+            return dist.soft_mode(), None  # D8
         action = dist.sample() if mode != "greedy" else dist.mode()
         if subactor.spec.action_kind == "normal":
             # The env executes clipped actions; replay stores what was executed.
-            return action.clamp(-1.0, 1.0)
+            return action.clamp(-1.0, 1.0), None
         # Straight-through one-hots are 1 ± rounding; replay stores exact one-hots.
-        return (action > 0.5).float()
+        return (action > 0.5).float(), probs

@@ -97,9 +97,9 @@ def read_run(run_dir: Path) -> RunRecord:
     else:
         game = str(config.get("env.id") or kind)
     steps, returns, reached = read_curve(run_dir)
-    score, protocol, evaluated_at = read_final_score(run_dir)
-    train_seconds, eval_seconds = read_wall_time(run_dir)
-    sampled_score, greedy_entropy_fraction = read_policy_gap(run_dir)
+    final = read_final_evaluation(run_dir)
+    score, protocol, evaluated_at = final_score(final)
+    sampled_score, greedy_entropy_fraction = policy_gap(final)
     return RunRecord(
         path=run_dir,
         config=config,
@@ -111,34 +111,35 @@ def read_run(run_dir: Path) -> RunRecord:
         score=score,
         protocol=protocol,
         curve=(steps, returns),
-        train_seconds=train_seconds,
-        eval_seconds=eval_seconds,
+        train_seconds=read_train_seconds(run_dir),
+        eval_seconds=final_eval_seconds(final),
         sampled_score=sampled_score,
         greedy_entropy_fraction=greedy_entropy_fraction,
     )
 
 
-def read_final_score(run_dir: Path) -> tuple[float | None, str, int]:
-    """(greedy mean return, its protocol, env steps) of ``eval/final_*.json``; None if absent."""
+def read_final_evaluation(run_dir: Path) -> dict[str, dict[str, Any]]:
+    """The summaries per policy (greedy, sample) of the last ``eval/final_*.json``; {} if none."""
     finals = sorted((run_dir / "eval").glob("final_*.json"))
-    if not finals:
+    return json.loads(finals[-1].read_text()) if finals else {}
+
+
+def final_score(final: dict[str, dict[str, Any]]) -> tuple[float | None, str, int]:
+    """(greedy mean return, its protocol, env steps) of a final evaluation; None if absent."""
+    if not final:
         return None, "no final evaluation", 0
-    summary = json.loads(finals[-1].read_text())["greedy"]
+    summary = final["greedy"]
     score = float(summary["return_mean"])
     if math.isnan(score):
         return None, "final evaluation without a complete episode", int(summary["env_steps"])
     return score, describe_protocol(summary), int(summary["env_steps"])
 
 
-def read_policy_gap(run_dir: Path) -> tuple[float | None, float | None]:
-    """(sampled mean return, greedy policy's entropy / log A) of the last final evaluation;
-    None for what it did not record."""
-    finals = sorted((run_dir / "eval").glob("final_*.json"))
-    if not finals:
-        return None, None
-    summaries = json.loads(finals[-1].read_text())
-    sampled = summaries.get("sample", {}).get("return_mean")
-    entropy = summaries.get("greedy", {}).get("policy", {}).get("entropy_fraction_mean")
+def policy_gap(final: dict[str, dict[str, Any]]) -> tuple[float | None, float | None]:
+    """(sampled mean return, greedy policy's entropy / log A) of a final evaluation; None for
+    what it did not record."""
+    sampled = final.get("sample", {}).get("return_mean")
+    entropy = final.get("greedy", {}).get("policy", {}).get("entropy_fraction_mean")
     return (
         None if sampled is None or math.isnan(sampled) else float(sampled),
         None if entropy is None else float(entropy),
@@ -175,27 +176,24 @@ def read_curve(run_dir: Path) -> tuple[np.ndarray, np.ndarray, int]:
     return steps, rows[CURVE_KEY].to_numpy(np.float64), max(reached, int(steps.max(initial=0)))
 
 
-def read_wall_time(run_dir: Path) -> tuple[float, float | None]:
-    """(training seconds, final-evaluation seconds) of a run.
-
-    Training: the sum of the logged intervals' wall time, i.e. the training loop's time without
-    start-up or evaluations; a resumed run's CSV holds each interval once. Runs that logged no
-    interval times get env steps taken / logged env steps per second per interval (which counts
-    the prefill steps at the first interval's rate). Final evaluation: the ``seconds`` its
-    summaries record (greedy and sampled added), None for runs that predate the record or have
-    no final evaluation.
-    """
-    train_seconds = read_train_seconds(run_dir)
-    finals = sorted((run_dir / "eval").glob("final_*.json"))
-    summaries = json.loads(finals[-1].read_text()).values() if finals else []
-    seconds = [summary.get("seconds") for summary in summaries]
-    if not seconds or None in seconds:
-        return train_seconds, None
-    return train_seconds, float(sum(seconds))
+def final_eval_seconds(final: dict[str, dict[str, Any]]) -> float | None:
+    """Wall time of a final evaluation: the ``seconds`` its summaries record (greedy and sampled
+    added), None for runs that predate the record or have no final evaluation."""
+    seconds: list[float | None] = [summary.get("seconds") for summary in final.values()]
+    recorded = [float(value) for value in seconds if value is not None]
+    if not seconds or len(recorded) < len(seconds):
+        return None
+    return sum(recorded)
 
 
 def read_train_seconds(run_dir: Path) -> float:
-    """The training loop's wall time of a run (see :func:`read_wall_time`); 0 without a CSV."""
+    """The training loop's wall time of a run; 0 without a CSV.
+
+    The sum of the logged intervals' wall time, i.e. the training loop's time without start-up
+    or evaluations; a resumed run's CSV holds each interval once. Runs that logged no interval
+    times get env steps taken / logged env steps per second per interval (which counts the
+    prefill steps at the first interval's rate).
+    """
     import pandas as pd
 
     path = run_dir / "csv" / "metrics.csv"

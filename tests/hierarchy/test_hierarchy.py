@@ -145,17 +145,20 @@ def test_original_episodes_clear_every_accumulator_at_an_episode_end() -> None:
     assert float(_row(history[8], 1).reward[0]) == pytest.approx(1.0)
 
 
-def test_policy_after_act_is_the_distribution_each_level_chose_from() -> None:
+def test_records_carry_the_categorical_each_action_came_from() -> None:
     hierarchy = _hierarchy(compose("hierarchy=depth2"))
     carry = hierarchy.initial_carry(4, torch.device("cpu"))
     first, last = torch.ones(4, dtype=torch.bool), torch.zeros(4, dtype=torch.bool)
     for step in range(6):
         obs = torch.randint(0, 255, (4, *OBS_SHAPE), dtype=torch.uint8)
-        action, carry, _ = hierarchy.act(obs, torch.zeros(4), first, last, last, carry, "greedy", 2)
+        action, carry, records = hierarchy.act(
+            obs, torch.zeros(4), first, last, last, carry, "greedy", 2
+        )
         first = torch.zeros(4, dtype=torch.bool)
-        probs = hierarchy.policy(0, carry).probs  # type: ignore[attr-defined]
-        assert probs.shape == (4, ACTIONS)
+        probs = _row(records, 0).action_probs
+        assert probs is not None and probs.shape == (4, ACTIONS)
+        torch.testing.assert_close(probs.sum(-1), torch.ones(4))
         # Greedy level 0 takes the argmax of exactly this distribution, goal included.
         torch.testing.assert_close(action.argmax(-1), probs.argmax(-1), msg=f"step {step}")
-        upper = hierarchy.policy(1, carry).mode()
-        torch.testing.assert_close(upper, carry.levels[1].prev_action)
+        if step % 4 == 0:  # level 1 acts from grouped codes: no single categorical to report
+            assert _row(records, 1).action_probs is None
