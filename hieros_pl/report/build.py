@@ -10,7 +10,7 @@ import pandas as pd
 
 from hieros_pl.metrics import human_normalized_score
 from hieros_pl.report.plots import plot_learning_curves, plot_performance_profile
-from hieros_pl.report.runs import CURVE_KEY, RunRecord, find_runs
+from hieros_pl.report.runs import CURVE_KEY, LATE_DIAGNOSTICS, RunRecord, find_runs
 from hieros_pl.report.tables import (
     aggregate_table,
     missing_table,
@@ -67,7 +67,8 @@ def make_report(
 
 def runs_table(runs: list[RunRecord]) -> pd.DataFrame:
     """One row per run dir: its configuration, game, seed, progress, final score (greedy), the
-    sampled score and how wide the greedy policy was (entropy / log A)."""
+    sampled score, how wide the greedy policy was (entropy / log A) and the late-training
+    diagnostics (``LATE_DIAGNOSTICS``)."""
     return pd.DataFrame(
         [
             {
@@ -80,6 +81,7 @@ def runs_table(runs: list[RunRecord]) -> pd.DataFrame:
                 "hns": _run_hns(run),
                 "sampled_score": run.sampled_score,
                 "greedy_entropy_fraction": run.greedy_entropy_fraction,
+                **{column: run.late.get(column) for column in LATE_DIAGNOSTICS},
                 "train_hours": run.train_seconds / 3600,
                 "eval_minutes": None if run.eval_seconds is None else run.eval_seconds / 60,
                 "protocol": run.protocol,

@@ -34,6 +34,18 @@ INTERVAL_KEY = "perf/interval_seconds"
 RATE_KEY = "perf/env_steps_per_second"
 """The logged throughput of each log interval: the training time of runs without
 ``INTERVAL_KEY`` (runs started before it was logged) is estimated from it."""
+LATE_DIAGNOSTICS = {
+    "late_reward_real": "level0/reward/extrinsic",
+    "late_reward_imagined": "level0/behavior/reward/extrinsic",
+    "late_wm_reward_error": "level0/wm/reward_error",
+    "late_actor_entropy": "level0/behavior/actor_entropy",
+}
+"""Report column -> logged level-0 metric, averaged over the last ``LATE_FRACTION`` of a run's
+env steps: the extrinsic reward per step on the real states the agent acted on, the world
+model's reward per step in imagination (under the same actor), its mean absolute reward error on
+replayed batches, and the actor's entropy. An imagined reward far below the real one says that the
+actor trains on a world model that does not predict the game's rewards."""
+LATE_FRACTION = 0.2
 
 
 @dataclass
@@ -48,7 +60,8 @@ class RunRecord:
     final evaluation (None when not recorded). sampled_score: the same evaluation's sampled mean
     return; greedy_entropy_fraction: its greedy policy's mean entropy / log A at level 0 (None
     where not recorded; a greedy score far below the sampled one with a wide policy is the
-    argmax of a policy that trained stochastic).
+    argmax of a policy that trained stochastic). late: the ``LATE_DIAGNOSTICS`` columns (None
+    for metrics the run did not log).
     """
 
     path: Path
@@ -65,6 +78,7 @@ class RunRecord:
     eval_seconds: float | None = None
     sampled_score: float | None = None
     greedy_entropy_fraction: float | None = None
+    late: dict[str, float | None] = field(default_factory=dict)
     configuration: str = "default"
     notes: list[str] = field(default_factory=list)
 
@@ -115,6 +129,7 @@ def read_run(run_dir: Path) -> RunRecord:
         eval_seconds=final_eval_seconds(final),
         sampled_score=sampled_score,
         greedy_entropy_fraction=greedy_entropy_fraction,
+        late=read_late_diagnostics(run_dir),
     )
 
 
@@ -209,6 +224,26 @@ def read_train_seconds(run_dir: Path) -> float:
     rates = rows[RATE_KEY].to_numpy(np.float64)
     valid = rates > 0
     return float(np.sum(taken[valid] / rates[valid]))
+
+
+def read_late_diagnostics(run_dir: Path) -> dict[str, float | None]:
+    """Each ``LATE_DIAGNOSTICS`` metric's mean over the logged rows in the last ``LATE_FRACTION``
+    of the env steps the run reached (None where it was never logged there)."""
+    import pandas as pd
+
+    late: dict[str, float | None] = dict.fromkeys(LATE_DIAGNOSTICS)
+    path = run_dir / "csv" / "metrics.csv"
+    if not path.exists():
+        return late
+    metrics = pd.read_csv(path)
+    if "env_steps" not in metrics or metrics["env_steps"].isna().all():
+        return late
+    start = (1.0 - LATE_FRACTION) * float(metrics["env_steps"].max())
+    rows = metrics[metrics["env_steps"] >= start]
+    for column, key in LATE_DIAGNOSTICS.items():
+        values = rows[key].dropna() if key in rows else ()
+        late[column] = float(values.mean()) if len(values) else None
+    return late
 
 
 def label_configurations(runs: Iterable[RunRecord]) -> None:

@@ -74,11 +74,18 @@ def _write_run(root: Path, sampler: str, game: str, seed: int, score: float) -> 
     evaluation = {"greedy": {**summary, "seconds": 40.0, "policy": policy}, "sample": sample}
     (run_dir / "eval" / "final_1000.json").write_text(json.dumps(evaluation))
     steps = np.arange(100, 1001, 100)
-    rows = ["step,env_steps,episodes/return,perf/env_steps_per_second"]
+    rows = [
+        "step,env_steps,episodes/return,perf/env_steps_per_second,"
+        "level0/reward/extrinsic,level0/behavior/reward/extrinsic"
+    ]
     # 100 env steps per interval at 10 + seed steps/s (a run from before interval times were
-    # logged: the report estimates them from the rate); an episode-only row has no rate.
-    rows += [f"{step},{step},{score * step / 1000},{10 + seed}" for step in steps]
-    rows += ["1000,1000,,"]
+    # logged: the report estimates them from the rate); an episode-only row has no rate. Real
+    # reward per step = env steps / 1000, imagined = half of it.
+    rows += [
+        f"{step},{step},{score * step / 1000},{10 + seed},{step / 1000},{step / 2000}"
+        for step in steps
+    ]
+    rows += ["1000,1000,,,,"]
     (run_dir / "csv" / "metrics.csv").write_text("\n".join(rows) + "\n")
 
 
@@ -129,6 +136,10 @@ def test_synthetic_sweep_gives_the_expected_means_hns_and_iqm(
     assert krull["eval_minutes"] == pytest.approx(1.0)
     assert krull["sampled_score"] == pytest.approx(10_000.0)
     assert krull["greedy_entropy_fraction"] == pytest.approx(0.3)
+    # late diagnostics: the rows at 800, 900 and 1000 env steps (the last fifth of 1000)
+    assert krull["late_reward_real"] == pytest.approx(0.9)
+    assert krull["late_reward_imagined"] == pytest.approx(0.45)
+    assert np.isnan(krull["late_wm_reward_error"]) and np.isnan(krull["late_actor_entropy"])
     names = sorted(path.name for path in report.figures)
     assert names == [
         "aggregate_iqm.png",

@@ -1,5 +1,5 @@
 """A real run's wall time as the report reads it back: the training loop's time summed from the
-logged throughput, and the final evaluation's own seconds."""
+logged throughput, and the final evaluation's own seconds; and its late-training diagnostics."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from hieros_pl.report import make_report
+from hieros_pl.report.runs import LATE_DIAGNOSTICS
 from hieros_pl.train import run
 from tests.conftest import compose
 
@@ -33,5 +34,8 @@ def test_report_reads_training_and_final_evaluation_time_of_a_real_run(tmp_path:
     assert 0 < record.train_seconds < wall - record.eval_seconds
     intervals = pd.read_csv(run_dir / "csv" / "metrics.csv")["perf/interval_seconds"]
     assert intervals.count() >= 4 and record.train_seconds == intervals.sum()
+    # the late-training diagnostics name metrics a real run logs
+    assert sorted(record.late) == sorted(LATE_DIAGNOSTICS)
+    assert all(value is not None and value == value for value in record.late.values())
     row = report.per_game.iloc[0]
     assert row["train_hours_mean"] == record.train_seconds / 3600
