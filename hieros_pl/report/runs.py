@@ -241,8 +241,8 @@ def read_late_diagnostics(run_dir: Path) -> dict[str, float | None]:
     start = (1.0 - LATE_FRACTION) * float(metrics["env_steps"].max())
     rows = metrics[metrics["env_steps"] >= start]
     for column, key in LATE_DIAGNOSTICS.items():
-        values = rows[key].dropna() if key in rows else ()
-        late[column] = float(values.mean()) if len(values) else None
+        if key in rows and rows[key].notna().any():
+            late[column] = float(rows[key].mean())
     return late
 
 
