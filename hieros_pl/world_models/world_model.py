@@ -75,6 +75,18 @@ def image_targets(obs: Tensor) -> Tensor:
     return obs.float() / 255.0 - 0.5
 
 
+def correlation(prediction: Tensor, target: Tensor) -> Tensor:
+    """Pearson correlation over all elements; 0 where either side is constant (a batch without
+    rewards), so that the logged metric stays finite."""
+    # prediction, target: [...] float32 -> scalar
+    x = prediction.flatten() - prediction.mean()
+    y = target.flatten() - target.mean()
+    scale = torch.sqrt((x * x).sum() * (y * y).sum())
+    return torch.where(
+        scale > 1e-12, (x * y).sum() / scale.clamp_min(1e-12), torch.zeros_like(scale)
+    )
+
+
 def weighted_total(losses: dict[str, Tensor], scales: dict[str, float]) -> Tensor:
     """Σ scale·loss; the loss keys must equal the scale keys (STYLE rule 10)."""
     # losses: {term: scalar float32} -> scalar float32
@@ -266,5 +278,7 @@ class WorldModel(nn.Module):
             metrics["kl"] = categorical_kl(posterior_logits, prior_logits).sum(-1).mean()
             predicted = TwoHotSymlog(reward_logits).mean()
             metrics["reward_error"] = (predicted - reward).abs().mean()
+            metrics["reward_abs"] = reward.abs().mean()
+            metrics["reward_corr"] = correlation(predicted, reward)
             metrics.update(self.dynamics.metrics())
         return metrics

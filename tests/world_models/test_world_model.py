@@ -18,6 +18,7 @@ from hieros_pl.world_models.s5wm import S5WM
 from hieros_pl.world_models.world_model import (
     DYNAMICS,
     WorldModel,
+    correlation,
     kl_balance,
     logit_balance,
     previous_actions,
@@ -119,6 +120,7 @@ def test_loss_keys_shapes_and_finite(compose_config: ComposeConfig, dynamics: st
     assert posterior.feature().shape == (B, T, model.feature_dim) == (B, T, S * Z + h)
     torch.testing.assert_close(posterior.stoch.detach().sum(-1), torch.ones(B, T, S))
     expected_metrics = {"posterior_entropy", "prior_entropy", "kl", "obs_mse", "reward_error"}
+    expected_metrics |= {"reward_abs", "reward_corr"}
     assert expected_metrics | set(losses) <= set(metrics)
     assert ("max_real_lambda" in metrics) == (dynamics == "s5wm")
     for name, value in metrics.items():
@@ -368,3 +370,13 @@ def test_latent_sizes_follow_config() -> None:
     )
     model = WorldModel(cfg, (16, 16, 3), True, A)
     assert model.feature_dim == 3 * 5 + 7 and model.actor_feature_dim == 3 * 5 + 7 + 3
+
+
+def test_reward_correlation_is_pearson_and_zero_without_rewards() -> None:
+    target = torch.tensor([[0.0, 1.0, 0.0, 5.0], [0.0, 0.0, 2.0, 0.0]])
+    torch.testing.assert_close(correlation(2 * target + 1, target), torch.tensor(1.0))
+    torch.testing.assert_close(correlation(-target, target), torch.tensor(-1.0))
+    noisy = target + torch.tensor([[0.5, -0.5, 0.5, -0.5], [0.0, 1.0, 0.0, -1.0]])
+    stacked = torch.stack([noisy.flatten(), target.flatten()])
+    torch.testing.assert_close(correlation(noisy, target), torch.corrcoef(stacked)[0, 1])
+    assert correlation(target, torch.zeros_like(target)).item() == 0.0
