@@ -38,12 +38,14 @@ LATE_DIAGNOSTICS = {
     "late_reward_real": "level0/reward/extrinsic",
     "late_reward_imagined": "level0/behavior/reward/extrinsic",
     "late_wm_reward_error": "level0/wm/reward_error",
+    "late_wm_reward_corr": "level0/wm/reward_corr",
     "late_actor_entropy": "level0/behavior/actor_entropy",
 }
 """Report column -> logged level-0 metric, averaged over the last ``LATE_FRACTION`` of a run's
 env steps: the extrinsic reward per step on the real states the agent acted on, the world
 model's reward per step in imagination (under the same actor), its mean absolute reward error on
-replayed batches, and the actor's entropy. An imagined reward far below the real one says that the
+replayed batches and the correlation of its predicted with the real rewards there, and the
+actor's entropy. An imagined reward far below the real one says that the
 actor trains on a world model that does not predict the game's rewards."""
 LATE_FRACTION = 0.2
 

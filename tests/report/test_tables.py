@@ -139,7 +139,8 @@ def test_synthetic_sweep_gives_the_expected_means_hns_and_iqm(
     # late diagnostics: the rows at 800, 900 and 1000 env steps (the last fifth of 1000)
     assert krull["late_reward_real"] == pytest.approx(0.9)
     assert krull["late_reward_imagined"] == pytest.approx(0.45)
-    assert np.isnan(krull["late_wm_reward_error"]) and np.isnan(krull["late_actor_entropy"])
+    for column in ("late_wm_reward_error", "late_wm_reward_corr", "late_actor_entropy"):
+        assert np.isnan(krull[column]), column
     names = sorted(path.name for path in report.figures)
     assert names == [
         "aggregate_iqm.png",
