@@ -120,6 +120,9 @@ class WorldModelConfig:
     """Hidden layers of the reward and continue heads (paper: 2)."""
     head_units: int = 256
     """Width of the reward and continue heads (paper: 256)."""
+    reward_bins: str = "symlog"
+    """Reward head's two-hot bins: symlog (paper: symexp of the symlog-space mean) | symexp
+    (DreamerV3's later symexp_twohot: raw-unit bins, the expected reward)."""
     free_nats: float = 1.0
     """KL free bits per (b, t) after summing over latents (paper: 1.0)."""
     loss_scales: dict[str, float] = field(
@@ -164,6 +167,8 @@ class BehaviorConfig:
     """Hidden layers of the actor and critics (paper: 2)."""
     units: int = 256
     """Width of the actor and critics (paper: 256)."""
+    value_bins: str = "symlog"
+    """Critics' two-hot bins: symlog (paper) | symexp (raw-unit bins, the expected value)."""
     slow_critic_fraction: float = 0.02
     """EMA rate of the slow critics per behaviour step (paper: 0.02)."""
     return_norm_rate: float = 0.01
@@ -456,6 +461,8 @@ SCANS = ("parallel", "sequential", "auto")
 S5_ACTIVATIONS = ("gelu", "silu")
 SAMPLERS = ("etbs", "uniform", "time_balanced")
 IMAG_GRADIENTS = ("reinforce", "dynamics", "both")
+TWO_HOT_SPACES = ("symlog", "symexp")
+"""Bins of the two-hot reward and value heads (hieros_pl.nn.distributions.TwoHot)."""
 LOSS_TERMS = ("decoder", "reward", "continue", "dyn", "rep")
 REWARD_TERMS = ("extrinsic", "subgoal", "novelty")
 PRECISIONS = ("32-true", "32", "bf16-mixed", "16-mixed")
@@ -500,6 +507,7 @@ def _validate_env(env: EnvConfig) -> None:
 
 def _validate_world_model(wm: WorldModelConfig, image_size: int) -> None:
     _choice("world_model.dynamics", wm.dynamics, DYNAMICS)
+    _choice("world_model.reward_bins", wm.reward_bins, TWO_HOT_SPACES)
     _choice("world_model.s5.scan", wm.s5.scan, SCANS)
     _choice("world_model.s5.activation", wm.s5.activation, S5_ACTIVATIONS)
     for key in ("stoch", "classes", "deter", "hidden", "cnn_depth", "mlp_units", "head_units"):
@@ -536,6 +544,7 @@ def _validate_replay(replay: ReplayConfig) -> None:
 
 def _validate_behavior(behavior: BehaviorConfig) -> None:
     _choice("behavior.imag_gradient", behavior.imag_gradient, IMAG_GRADIENTS)
+    _choice("behavior.value_bins", behavior.value_bins, TWO_HOT_SPACES)
     _positive("behavior.horizon", behavior.horizon)
     for key in ("discount", "discount_lambda", "imag_gradient_mix", "slow_critic_fraction"):
         _in_unit_interval(f"behavior.{key}", getattr(behavior, key))

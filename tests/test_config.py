@@ -61,6 +61,8 @@ def test_paper_preset_values() -> None:
         (("replay.temperature=-0.1",), "replay.temperature"),
         (("replay.sampler=etb",), "replay.sampler"),
         (("world_model.dynamics=s4",), "world_model.dynamics"),
+        (("world_model.reward_bins=symsqrt",), "world_model.reward_bins"),
+        (("behavior.value_bins=linear",), "behavior.value_bins"),
         (("world_model.s5.state_dim=15",), "world_model.s5.state_dim"),
         (("env.image_size=24",), "env.image_size"),
         (("env=gym",), "env.id"),

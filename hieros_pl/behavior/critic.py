@@ -8,12 +8,12 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call
 
-from hieros_pl.nn.distributions import TWO_HOT_BINS, TwoHotSymlog
+from hieros_pl.nn.distributions import TWO_HOT_BINS, TwoHot
 from hieros_pl.nn.layers import MLP
 
 
 def critic_loss(
-    distribution: TwoHotSymlog, returns: Tensor, slow_values: Tensor, weights: Tensor
+    distribution: TwoHot, returns: Tensor, slow_values: Tensor, weights: Tensor
 ) -> Tensor:
     """mean_{n,b} w_n (−log p(R_n) − log p(v_slow(s_n))): λ-return fit + slow-critic regulariser."""
     # distribution: over [N, H]   returns, slow_values, weights: [N, H] float32 -> loss: [] float32
@@ -22,7 +22,8 @@ def critic_loss(
 
 
 class Critic(nn.Module):
-    """v(s) as a two-hot symlog distribution; MLP with a zero-initialised output layer.
+    """v(s) as a two-hot distribution over ``bins`` space (TWO_HOT_SPACES); MLP with a
+    zero-initialised output layer.
 
     ``slow`` is an exact copy at construction and afterwards an EMA of the fast weights
     (:meth:`update_slow`). Its parameters have requires_grad False, so no optimiser that filters
@@ -30,9 +31,10 @@ class Critic(nn.Module):
     the state dict.
     """
 
-    def __init__(self, in_dim: int, units: int, layers: int) -> None:
+    def __init__(self, in_dim: int, units: int, layers: int, bins: str = "symlog") -> None:
         super().__init__()
         self.in_dim = in_dim
+        self.bins = bins
         self.net = MLP(in_dim, units, layers, TWO_HOT_BINS, output_scale=0.0)
         self.slow = copy.deepcopy(self.net).requires_grad_(False)
 
@@ -40,11 +42,11 @@ class Critic(nn.Module):
         """The trainable parameters (the fast network only)."""
         return list(self.net.parameters())
 
-    def distribution(self, features: Tensor) -> TwoHotSymlog:
+    def distribution(self, features: Tensor) -> TwoHot:
         """Fast critic's value distribution at ``features`` = [feat⁺, goal input]."""
         # features: [..., in_dim] float32 -> distribution over [...]
         assert features.shape[-1] == self.in_dim, f"features {tuple(features.shape)}"
-        return TwoHotSymlog(self.net(features))
+        return TwoHot(self.net(features), self.bins)
 
     def value(self, features: Tensor) -> Tensor:
         """Fast critic's prediction v(s) (two-hot mean), differentiable in weights and features."""
@@ -58,13 +60,13 @@ class Critic(nn.Module):
         """
         # features: [..., in_dim] float32 -> value: [...] float32
         frozen = {name: parameter.detach() for name, parameter in self.net.named_parameters()}
-        return TwoHotSymlog(functional_call(self.net, frozen, (features,))).mean()
+        return TwoHot(functional_call(self.net, frozen, (features,)), self.bins).mean()
 
     @torch.no_grad()
     def slow_value(self, features: Tensor) -> Tensor:
         """Slow critic's prediction, without gradient."""
         # features: [..., in_dim] float32 -> value: [...] float32
-        return TwoHotSymlog(self.slow(features)).mean()
+        return TwoHot(self.slow(features), self.bins).mean()
 
     @torch.no_grad()
     def update_slow(self, fraction: float) -> None:

@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from hieros_pl.config import TWO_HOT_SPACES
 from hieros_pl.nn.symlog import symexp, symlog
 
 TWO_HOT_BINS = 255
@@ -109,10 +110,29 @@ class OneHotCategorical:
         return categorical_entropy(self.logits)
 
 
-def two_hot_bins(device: torch.device | str | None = None) -> Tensor:
-    """The 255 bin centres linspace(−20, 20) in symlog space."""
+# TWO_HOT_SPACES (from the config) says where a two-hot head's bins and expectation live:
+# ``symlog`` (the paper's `symlog_disc`: bins linspace(−20, 20) in symlog space, prediction
+# symexp(Σ p b)) or ``symexp`` (DreamerV3's later `symexp_twohot`: bins symexp(linspace(−20, 20))
+# in raw units, prediction Σ p b). The first is the expectation in symlog space and lies below the
+# expected value wherever the distribution is spread (a 3 % chance of reward 21 predicts 0.10,
+# not 0.63); the second is the expected value.
+
+
+def check_two_hot_space(space: str, key: str) -> str:
+    """``space`` if it is one of TWO_HOT_SPACES; else a ValueError naming the config key."""
+    if space not in TWO_HOT_SPACES:
+        raise ValueError(f"{key}={space!r}: expected one of {', '.join(TWO_HOT_SPACES)}")
+    return space
+
+
+def two_hot_bins(device: torch.device | str | None = None, space: str = "symlog") -> Tensor:
+    """The 255 ascending bin centres: linspace(−20, 20) in symlog space, or for ``symexp`` the
+    same points mapped to raw units, mirrored exactly around the middle bin 0."""
     # -> [K] float32
-    return torch.linspace(TWO_HOT_LOW, TWO_HOT_HIGH, TWO_HOT_BINS, device=device)
+    if space == "symlog":
+        return torch.linspace(TWO_HOT_LOW, TWO_HOT_HIGH, TWO_HOT_BINS, device=device)
+    half = symexp(torch.linspace(TWO_HOT_LOW, 0.0, TWO_HOT_BINS // 2 + 1, device=device))
+    return torch.cat([half, -half[:-1].flip(0)])
 
 
 def two_hot_encode(value: Tensor, bins: Tensor) -> Tensor:
@@ -120,7 +140,8 @@ def two_hot_encode(value: Tensor, bins: Tensor) -> Tensor:
 
     Σ weights = 1 and Σ weights·bins = clip(value, bins[0], bins[-1]).
     """
-    # value: [...] float32 (symlog space)   bins: [K] float32 ascending -> weights: [..., K] float32
+    # value: [...] float32 (in the bins' space)   bins: [K] float32 ascending
+    # -> weights: [..., K] float32
     K = bins.shape[0]
     at_or_below = torch.searchsorted(bins, value.detach().contiguous(), right=True)
     below = (at_or_below - 1).clamp(0, K - 1)
@@ -140,24 +161,42 @@ def two_hot_encode(value: Tensor, bins: Tensor) -> Tensor:
 
 
 def two_hot_expectation(probs: Tensor, bins: Tensor) -> Tensor:
-    """Σ_k probs_k · bins_k, the decode of `two_hot_encode` (in symlog space)."""
+    """Σ_k probs_k · bins_k, the decode of `two_hot_encode` (in the bins' space)."""
     # probs: [..., K] float32   bins: [K] float32 -> [...] float32
     return (probs * bins).sum(-1)
 
 
-class TwoHotSymlog:
-    """Discrete regression over 255 symlog-space bins (`symlog_disc`, ALGORITHM.md §3.10)."""
+def mirrored_expectation(probs: Tensor, bins: Tensor) -> Tensor:
+    """Σ_k probs_k · bins_k for bins mirrored around a middle 0 (the ``symexp`` bins), summing
+    each half from its largest magnitude inwards so that mirrored probabilities give exactly 0
+    (a plain sum over ±4.9e8 bins leaves float32 rounding of order 10 at uniform probabilities)."""
+    # probs: [..., K] float32   bins: [K] float32, bins[K-1-k] = −bins[k] -> [...] float32
+    middle = bins.shape[0] // 2
+    negative = (probs[..., :middle] * bins[:middle]).sum(-1)
+    positive = (probs[..., middle + 1 :].flip(-1) * bins[middle + 1 :].flip(0)).sum(-1)
+    return negative + positive
 
-    def __init__(self, logits: Tensor) -> None:
+
+class TwoHot:
+    """Discrete regression over 255 bins in ``space`` (TWO_HOT_SPACES; ALGORITHM.md §3.10 is
+    ``symlog``, the paper's `symlog_disc`)."""
+
+    def __init__(self, logits: Tensor, space: str = "symlog") -> None:
         # logits: [..., 255] float32
         assert logits.shape[-1] == TWO_HOT_BINS, f"logits {tuple(logits.shape)}"
+        assert space in TWO_HOT_SPACES, space
+        self.space = space
         self.log_probs = F.log_softmax(logits, dim=-1)
-        self.bins = two_hot_bins(logits.device)
+        self.bins = two_hot_bins(logits.device, space)
 
     def mean(self) -> Tensor:
-        """symexp(Σ p b) in raw units; the mode is defined to be the same."""
+        """The prediction in raw units: symexp(Σ p b) (symlog) or Σ p b (symexp); the mode is
+        defined to be the same."""
         # -> [...] float32
-        return symexp(two_hot_expectation(self.log_probs.exp(), self.bins))
+        probs = self.log_probs.exp()
+        if self.space == "symlog":
+            return symexp(two_hot_expectation(probs, self.bins))
+        return mirrored_expectation(probs, self.bins)
 
     def mode(self) -> Tensor:
         """Same as `mean` (the original's convention)."""
@@ -165,9 +204,10 @@ class TwoHotSymlog:
         return self.mean()
 
     def log_prob(self, target: Tensor) -> Tensor:
-        """Σ_k twohot(symlog(target))_k · log p_k for a raw-space target."""
+        """Σ_k twohot(target)_k · log p_k for a raw-space target, encoded in the bins' space."""
         # target: [...] float32 -> [...] float32
-        weights = two_hot_encode(symlog(target), self.bins)
+        encoded = symlog(target) if self.space == "symlog" else target
+        weights = two_hot_encode(encoded, self.bins)
         return (weights * self.log_probs).sum(-1)
 
 

@@ -22,10 +22,11 @@ from hieros_pl.config import WorldModelConfig
 from hieros_pl.data.batch import Batch
 from hieros_pl.nn.distributions import (
     TWO_HOT_BINS,
-    TwoHotSymlog,
+    TwoHot,
     bernoulli_log_prob,
     categorical_entropy,
     categorical_kl,
+    check_two_hot_space,
 )
 from hieros_pl.nn.layers import MLP, ConvDecoder, ConvEncoder
 from hieros_pl.nn.symlog import symexp, symlog, symlog_squared_error
@@ -110,6 +111,7 @@ class WorldModel(nn.Module):
             raise ValueError(
                 f"world_model.dynamics {cfg.dynamics!r} unknown; valid: {', '.join(DYNAMICS)}"
             )
+        check_two_hot_space(cfg.reward_bins, "world_model.reward_bins")
         self.cfg = cfg
         self.obs_shape = tuple(obs_shape)
         self.obs_is_image = obs_is_image
@@ -191,9 +193,9 @@ class WorldModel(nn.Module):
         return self.dynamics.imagine_step(prev, action, sample)
 
     def reward(self, feature: Tensor) -> Tensor:
-        """Predicted reward, the two-hot symlog mean."""
+        """Predicted reward, the two-hot head's mean over ``world_model.reward_bins``."""
         # feature: [..., F] float32 -> [...] float32
-        return TwoHotSymlog(self.reward_head(feature)).mean()
+        return TwoHot(self.reward_head(feature), self.cfg.reward_bins).mean()
 
     def continue_prob(self, feature: Tensor) -> Tensor:
         """Predicted probability that the episode continues, in [0, 1]."""
@@ -247,7 +249,7 @@ class WorldModel(nn.Module):
         dyn, rep = balance(posterior.logits, prior.logits, self.cfg.free_nats)
         per_step = {
             "decoder": decoder,
-            "reward": -TwoHotSymlog(reward_logits).log_prob(batch.reward),
+            "reward": -TwoHot(reward_logits, self.cfg.reward_bins).log_prob(batch.reward),
             "continue": -bernoulli_log_prob(self.continue_head(feature)[..., 0], continue_target),
             "dyn": dyn,
             "rep": rep,
@@ -276,7 +278,7 @@ class WorldModel(nn.Module):
             metrics["posterior_entropy"] = categorical_entropy(posterior_logits).sum(-1).mean()
             metrics["prior_entropy"] = categorical_entropy(prior_logits).sum(-1).mean()
             metrics["kl"] = categorical_kl(posterior_logits, prior_logits).sum(-1).mean()
-            predicted = TwoHotSymlog(reward_logits).mean()
+            predicted = TwoHot(reward_logits, self.cfg.reward_bins).mean()
             metrics["reward_error"] = (predicted - reward).abs().mean()
             metrics["reward_abs"] = reward.abs().mean()
             metrics["reward_corr"] = correlation(predicted, reward)

@@ -18,6 +18,7 @@ from hieros_pl.behavior.actor_critic import (
 from hieros_pl.behavior.imagination import Imagination, frozen_parameters, imagine
 from hieros_pl.behavior.returns import lambda_return_reference, transition_slices
 from hieros_pl.config import BehaviorConfig
+from hieros_pl.nn.distributions import TwoHot
 from tests.behavior.test_critic import output_weight
 from tests.behavior.test_imagination import GOAL, FakeWorldModel
 
@@ -228,3 +229,15 @@ def test_other_action_kinds_train(compose_config, kind: str) -> None:
     loss.backward()
     assert any(grads_present(setup.actor_critic.actor_parameters()))
     assert torch.isfinite(torch.stack(list(critic_losses.values()))).all()
+
+
+@pytest.mark.parametrize("bins", ["symlog", "symexp"])
+def test_value_bins_reach_every_critic_and_its_loss(compose_config, bins: str) -> None:
+    setup = make_setup(behavior_config(compose_config, f"behavior.value_bins={bins}"))
+    features = torch.randn(5, setup.actor_critic.critics["extrinsic"].in_dim)
+    for critic in setup.actor_critic.critics.values():
+        assert critic.bins == bins and critic.distribution(features).space == bins
+        expected = TwoHot(critic.net(features), bins).mean()
+        torch.testing.assert_close(critic.value(features), expected)
+        slow = TwoHot(critic.slow(features), bins).mean()
+        torch.testing.assert_close(critic.slow_value(features), slow)

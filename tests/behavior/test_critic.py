@@ -6,7 +6,7 @@ import torch
 from torch import Tensor
 
 from hieros_pl.behavior.critic import Critic
-from hieros_pl.nn.distributions import TwoHotSymlog
+from hieros_pl.nn.distributions import TwoHot
 from hieros_pl.nn.layers import MLP
 
 IN_DIM = 6
@@ -63,8 +63,8 @@ def test_loss_matches_formula_and_detaches_inputs() -> None:
     returns = (3.0 * torch.randn(5, 4)).requires_grad_()
     weights = torch.rand(5, 4)
     loss = critic.loss(features, returns, weights)
-    distribution = TwoHotSymlog(critic.net(features))
-    slow_values = TwoHotSymlog(critic.slow(features)).mean()
+    distribution = TwoHot(critic.net(features))
+    slow_values = TwoHot(critic.slow(features)).mean()
     expected = weights * (-distribution.log_prob(returns) - distribution.log_prob(slow_values))
     torch.testing.assert_close(loss, expected.mean())
     loss.backward()

@@ -11,12 +11,14 @@ from hypothesis import strategies as st
 
 from hieros_pl.nn.distributions import (
     TWO_HOT_BINS,
+    TWO_HOT_SPACES,
     BoundedNormal,
     OneHotCategorical,
-    TwoHotSymlog,
+    TwoHot,
     bernoulli_log_prob,
     categorical_entropy,
     categorical_kl,
+    check_two_hot_space,
     two_hot_bins,
     two_hot_encode,
     two_hot_expectation,
@@ -69,7 +71,7 @@ def test_two_hot_on_a_bin_puts_all_weight_there() -> None:
 def test_two_hot_symlog_mean_recovers_its_target(raw: float) -> None:
     target = torch.tensor([raw])
     weights = two_hot_encode(symlog(target), two_hot_bins())
-    distribution = TwoHotSymlog(torch.log(weights + 1e-12))
+    distribution = TwoHot(torch.log(weights + 1e-12))
     torch.testing.assert_close(distribution.mean(), target, rtol=1e-4, atol=1e-4)
     # The log-likelihood is highest at the encoded target.
     assert distribution.log_prob(target) > distribution.log_prob(target + 5.0)
@@ -79,11 +81,11 @@ def test_two_hot_log_prob_is_cross_entropy_with_the_encoding() -> None:
     logits = torch.randn(3, TWO_HOT_BINS)
     target = torch.tensor([0.0, -2.5, 7.0])
     expected = (two_hot_encode(symlog(target), two_hot_bins()) * logits.log_softmax(-1)).sum(-1)
-    torch.testing.assert_close(TwoHotSymlog(logits).log_prob(target), expected)
+    torch.testing.assert_close(TwoHot(logits).log_prob(target), expected)
 
 
 def test_zero_logits_predict_zero_reward() -> None:
-    assert TwoHotSymlog(torch.zeros(4, TWO_HOT_BINS)).mean().abs().max().item() < 1e-5
+    assert TwoHot(torch.zeros(4, TWO_HOT_BINS)).mean().abs().max().item() < 1e-5
 
 
 def test_unimix_mixes_with_uniform() -> None:
@@ -204,3 +206,44 @@ def test_inverse_cdf_sampler_matches_the_multinomial_reference() -> None:
         assert chisquare(counts.numpy(), (probs.double() * draws).numpy()).pvalue > 1e-3
     edge = torch.tensor([[0.0, 1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])
     assert sample_index_inverse_cdf(edge, generator).tolist() == [1, 0, 2]
+
+
+def test_symexp_bins_are_the_symlog_bins_in_raw_units_mirrored_exactly() -> None:
+    bins = two_hot_bins(space="symexp")
+    assert bins.shape == (TWO_HOT_BINS,) and bool((bins[1:] > bins[:-1]).all())
+    assert bins[TWO_HOT_BINS // 2].item() == 0.0
+    torch.testing.assert_close(bins, -bins.flip(0), rtol=0, atol=0)
+    torch.testing.assert_close(symlog(bins), two_hot_bins(), rtol=1e-5, atol=1e-4)
+
+
+@pytest.mark.parametrize("raw", [-1000.0, -3.0, 0.0, 0.37, 21.0, 1e5])
+def test_two_hot_symexp_mean_recovers_its_target(raw: float) -> None:
+    target = torch.tensor([raw])
+    weights = two_hot_encode(target, two_hot_bins(space="symexp"))
+    distribution = TwoHot(torch.log(weights + 1e-12), "symexp")
+    torch.testing.assert_close(distribution.mean(), target, rtol=1e-4, atol=1e-4)
+    assert distribution.log_prob(target) > distribution.log_prob(target + 5.0)
+
+
+def test_symexp_mean_is_the_expected_value_and_symlog_mean_lies_below_it() -> None:
+    # A 3 % chance of reward 21 (a kill in Assault), else 0: the expected reward is 0.63.
+    rare = torch.tensor([0.0, 21.0])
+    for space in TWO_HOT_SPACES:
+        encoded = symlog(rare) if space == "symlog" else rare
+        weights = two_hot_encode(encoded, two_hot_bins(space=space))
+        mixture = 0.97 * weights[0] + 0.03 * weights[1]
+        mean = TwoHot(torch.log(mixture + 1e-12), space).mean().item()
+        if space == "symexp":
+            assert mean == pytest.approx(0.63, rel=1e-3)
+        else:  # symexp(0.03 · symlog(21)) = 0.097
+            assert mean == pytest.approx(math.expm1(0.03 * math.log1p(21.0)), rel=1e-3)
+
+
+def test_zero_logits_predict_exactly_zero_over_symexp_bins() -> None:
+    # uniform probabilities over bins up to ±4.9e8: the mirrored sum cancels exactly
+    assert TwoHot(torch.zeros(4, TWO_HOT_BINS), "symexp").mean().abs().max().item() == 0.0
+
+
+def test_unknown_two_hot_space_names_the_key() -> None:
+    with pytest.raises(ValueError, match=r"behavior\.value_bins='symsqrt'"):
+        check_two_hot_space("symsqrt", "behavior.value_bins")

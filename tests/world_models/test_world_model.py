@@ -10,6 +10,7 @@ import torch
 
 from hieros_pl.config import Config, WorldModelConfig
 from hieros_pl.data.batch import Batch
+from hieros_pl.nn.distributions import TwoHot
 from hieros_pl.nn.layers import count_parameters
 from hieros_pl.world_models.dynamics import Dynamics
 from hieros_pl.world_models.latent import LatentState
@@ -380,3 +381,21 @@ def test_reward_correlation_is_pearson_and_zero_without_rewards() -> None:
     stacked = torch.stack([noisy.flatten(), target.flatten()])
     torch.testing.assert_close(correlation(noisy, target), torch.corrcoef(stacked)[0, 1])
     assert correlation(target, torch.zeros_like(target)).item() == 0.0
+
+
+@pytest.mark.parametrize("bins", ["symlog", "symexp"])
+def test_reward_loss_and_prediction_use_the_configured_bins(
+    compose_config: ComposeConfig, bins: str
+) -> None:
+    model, batch = tiny_world_model(compose_config, "s5wm", f"world_model.reward_bins={bins}")
+    torch.manual_seed(0)
+    with torch.no_grad():  # an output layer that is not zero: a non-uniform reward distribution
+        model.reward_head.head.weight.normal_(std=0.1)
+    losses, posterior, _ = model.loss(batch)
+    feature = posterior.feature()
+    logits = model.reward_head(feature)
+    expected = -TwoHot(logits, bins).log_prob(batch.reward).mean()
+    torch.testing.assert_close(losses["reward"], expected)
+    torch.testing.assert_close(model.reward(feature), TwoHot(logits, bins).mean())
+    other = "symlog" if bins == "symexp" else "symexp"
+    assert not torch.allclose(model.reward(feature), TwoHot(logits, other).mean())
