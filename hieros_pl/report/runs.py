@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 from omegaconf import OmegaConf
 
-from hieros_pl.config import flatten_keys
+from hieros_pl.config import GROUP_SCHEMAS, Config, flatten_keys
 
 RUN_CONFIG = "config.yaml"
 IDENTITY_KEYS = ("seed", "env.game", "env.id", "run_dir", "name", "logger.group")
@@ -103,7 +103,9 @@ def find_runs(sweep_dir: str | Path) -> list[RunRecord]:
 
 def read_run(run_dir: Path) -> RunRecord:
     """A run's config, final score, reached env steps and learning curve."""
-    config = flatten_keys(OmegaConf.to_container(OmegaConf.load(run_dir / RUN_CONFIG)))
+    config = with_schema_defaults(
+        flatten_keys(OmegaConf.to_container(OmegaConf.load(run_dir / RUN_CONFIG)))
+    )
     kind = str(config.get("env.kind"))
     atari = kind == "atari100k"
     if atari:
@@ -133,6 +135,19 @@ def read_run(run_dir: Path) -> RunRecord:
         greedy_entropy_fraction=greedy_entropy_fraction,
         late=read_late_diagnostics(run_dir),
     )
+
+
+def with_schema_defaults(config: dict[str, Any]) -> dict[str, Any]:
+    """A run's flat config with every schema key it lacks set to the schema's default: a run that
+    predates a key ran with its default (new keys default to the earlier behaviour), so it is not
+    a configuration of its own."""
+    container = OmegaConf.to_container(OmegaConf.structured(Config))
+    assert isinstance(container, dict)
+    schema: dict[str, Any] = {str(key): value for key, value in container.items()}
+    for group, group_schema in GROUP_SCHEMAS.items():
+        schema[group] = OmegaConf.to_container(OmegaConf.structured(group_schema))
+    defaults = {key: value for key, value in flatten_keys(schema).items() if value != "???"}
+    return {**defaults, **config}
 
 
 def read_final_evaluation(run_dir: Path) -> dict[str, dict[str, Any]]:

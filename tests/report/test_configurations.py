@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hieros_pl.report.runs import RunRecord, label_configurations
+from hieros_pl.report.runs import RunRecord, label_configurations, with_schema_defaults
 
 
 def _record(seed: int, **config: object) -> RunRecord:
@@ -41,4 +41,20 @@ def test_what_is_learned_or_scored_does_split_a_configuration() -> None:
         "callbacks.eval_episodes=100,train_ratio=28",
         "callbacks.eval_episodes=100,train_ratio=32",
         "callbacks.eval_episodes=10,train_ratio=28",
+    ]
+
+
+def test_a_run_that_predates_a_key_ran_with_its_default() -> None:
+    # Runs written before world_model.reward_bins existed belong with runs at its default.
+    old = with_schema_defaults({"world_model.dynamics": "s5wm"})
+    assert old["world_model.reward_bins"] == "symlog" and old["behavior.value_bins"] == "symlog"
+    new = with_schema_defaults({"world_model.reward_bins": "symlog"})
+    changed = with_schema_defaults({"world_model.reward_bins": "symexp"})
+    configs = [{k: v for k, v in c.items() if k != "seed"} for c in (old, new, changed)]
+    runs = [_record(seed, **config) for seed, config in enumerate(configs)]
+    label_configurations(runs)
+    assert [run.configuration for run in runs] == [
+        "world_model.reward_bins=symlog",
+        "world_model.reward_bins=symlog",
+        "world_model.reward_bins=symexp",
     ]
