@@ -9,12 +9,15 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from omegaconf import OmegaConf
 
 from hieros_pl.config import GROUP_SCHEMAS, Config, flatten_keys
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 RUN_CONFIG = "config.yaml"
 IDENTITY_KEYS = ("seed", "env.game", "env.id", "run_dir", "name", "logger.group")
@@ -96,16 +99,17 @@ def find_runs(sweep_dir: str | Path) -> list[RunRecord]:
     if not root.is_dir():
         raise FileNotFoundError(f"sweep dir {root} does not exist")
     paths = sorted(path.parent for path in root.rglob(RUN_CONFIG) if path.parent.name != ".hydra")
-    runs = [read_run(path) for path in paths]
+    defaults = schema_defaults()
+    runs = [read_run(path, defaults) for path in paths]
     label_configurations(runs)
     return runs
 
 
-def read_run(run_dir: Path) -> RunRecord:
-    """A run's config, final score, reached env steps and learning curve."""
-    config = with_schema_defaults(
-        flatten_keys(OmegaConf.to_container(OmegaConf.load(run_dir / RUN_CONFIG)))
-    )
+def read_run(run_dir: Path, defaults: dict[str, Any]) -> RunRecord:
+    """A run's config (``defaults`` where it lacks a key, see :func:`schema_defaults`), final
+    score, reached env steps, learning curve, wall time and late-training diagnostics."""
+    recorded = flatten_keys(OmegaConf.to_container(OmegaConf.load(run_dir / RUN_CONFIG)))
+    config = {**defaults, **recorded}
     kind = str(config.get("env.kind"))
     atari = kind == "atari100k"
     if atari:
@@ -114,7 +118,8 @@ def read_run(run_dir: Path) -> RunRecord:
         game = canonical_game(str(config["env.game"]), key="env.game")
     else:
         game = str(config.get("env.id") or kind)
-    steps, returns, reached = read_curve(run_dir)
+    metrics = read_metrics(run_dir)
+    steps, returns, reached = read_curve(metrics)
     final = read_final_evaluation(run_dir)
     score, protocol, evaluated_at = final_score(final)
     sampled_score, greedy_entropy_fraction = policy_gap(final)
@@ -129,25 +134,32 @@ def read_run(run_dir: Path) -> RunRecord:
         score=score,
         protocol=protocol,
         curve=(steps, returns),
-        train_seconds=read_train_seconds(run_dir),
+        train_seconds=read_train_seconds(metrics),
         eval_seconds=final_eval_seconds(final),
         sampled_score=sampled_score,
         greedy_entropy_fraction=greedy_entropy_fraction,
-        late=read_late_diagnostics(run_dir),
+        late=read_late_diagnostics(metrics),
     )
 
 
-def with_schema_defaults(config: dict[str, Any]) -> dict[str, Any]:
-    """A run's flat config with every schema key it lacks set to the schema's default: a run that
-    predates a key ran with its default (new keys default to the earlier behaviour), so it is not
-    a configuration of its own."""
+def schema_defaults() -> dict[str, Any]:
+    """Every flat config key with a default in the schema: a run that predates a key ran with its
+    default (new keys default to the earlier behaviour), so :func:`read_run` fills it in and the
+    run is not a configuration of its own."""
     container = OmegaConf.to_container(OmegaConf.structured(Config))
     assert isinstance(container, dict)
     schema: dict[str, Any] = {str(key): value for key, value in container.items()}
     for group, group_schema in GROUP_SCHEMAS.items():
         schema[group] = OmegaConf.to_container(OmegaConf.structured(group_schema))
-    defaults = {key: value for key, value in flatten_keys(schema).items() if value != "???"}
-    return {**defaults, **config}
+    return {key: value for key, value in flatten_keys(schema).items() if value != "???"}
+
+
+def read_metrics(run_dir: Path) -> pd.DataFrame | None:
+    """The run's logged metrics (``csv/metrics.csv``), None without a CSV."""
+    import pandas as pd
+
+    path = run_dir / "csv" / "metrics.csv"
+    return pd.read_csv(path) if path.exists() else None
 
 
 def read_final_evaluation(run_dir: Path) -> dict[str, dict[str, Any]]:
@@ -191,15 +203,11 @@ def describe_protocol(summary: dict[str, Any]) -> str:
     return text
 
 
-def read_curve(run_dir: Path) -> tuple[np.ndarray, np.ndarray, int]:
+def read_curve(metrics: pd.DataFrame | None) -> tuple[np.ndarray, np.ndarray, int]:
     """(env steps, mean training-episode return) of the logged rows, and the last env step."""
-    import pandas as pd
-
-    path = run_dir / "csv" / "metrics.csv"
     empty = np.zeros(0)
-    if not path.exists():
+    if metrics is None:
         return empty, empty, 0
-    metrics = pd.read_csv(path)
     reached = int(metrics["env_steps"].max()) if "env_steps" in metrics else 0
     if CURVE_KEY not in metrics:
         return empty, empty, reached
@@ -218,7 +226,7 @@ def final_eval_seconds(final: dict[str, dict[str, Any]]) -> float | None:
     return sum(recorded)
 
 
-def read_train_seconds(run_dir: Path) -> float:
+def read_train_seconds(metrics: pd.DataFrame | None) -> float:
     """The training loop's wall time of a run; 0 without a CSV.
 
     The sum of the logged intervals' wall time, i.e. the training loop's time without start-up
@@ -226,12 +234,8 @@ def read_train_seconds(run_dir: Path) -> float:
     times get env steps taken / logged env steps per second per interval (which counts the
     prefill steps at the first interval's rate).
     """
-    import pandas as pd
-
-    path = run_dir / "csv" / "metrics.csv"
-    if not path.exists():
+    if metrics is None:
         return 0.0
-    metrics = pd.read_csv(path)
     if INTERVAL_KEY in metrics:
         return float(metrics[INTERVAL_KEY].sum())
     if RATE_KEY not in metrics or "env_steps" not in metrics:
@@ -243,17 +247,11 @@ def read_train_seconds(run_dir: Path) -> float:
     return float(np.sum(taken[valid] / rates[valid]))
 
 
-def read_late_diagnostics(run_dir: Path) -> dict[str, float | None]:
+def read_late_diagnostics(metrics: pd.DataFrame | None) -> dict[str, float | None]:
     """Each ``LATE_DIAGNOSTICS`` metric's mean over the logged rows in the last ``LATE_FRACTION``
     of the env steps the run reached (None where it was never logged there)."""
-    import pandas as pd
-
     late: dict[str, float | None] = dict.fromkeys(LATE_DIAGNOSTICS)
-    path = run_dir / "csv" / "metrics.csv"
-    if not path.exists():
-        return late
-    metrics = pd.read_csv(path)
-    if "env_steps" not in metrics or metrics["env_steps"].isna().all():
+    if metrics is None or "env_steps" not in metrics or metrics["env_steps"].isna().all():
         return late
     start = (1.0 - LATE_FRACTION) * float(metrics["env_steps"].max())
     rows = metrics[metrics["env_steps"] >= start]

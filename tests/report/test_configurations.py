@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import yaml
 
-from hieros_pl.report.runs import RunRecord, label_configurations, with_schema_defaults
+from hieros_pl.report.runs import RunRecord, find_runs, label_configurations, schema_defaults
 
 
 def _record(seed: int, **config: object) -> RunRecord:
@@ -44,17 +45,21 @@ def test_what_is_learned_or_scored_does_split_a_configuration() -> None:
     ]
 
 
-def test_a_run_that_predates_a_key_ran_with_its_default() -> None:
+def test_a_run_that_predates_a_key_ran_with_its_default(tmp_path: Path) -> None:
     # Runs written before world_model.reward_bins existed belong with runs at its default.
-    old = with_schema_defaults({"world_model.dynamics": "s5wm"})
-    assert old["world_model.reward_bins"] == "symlog" and old["behavior.value_bins"] == "symlog"
-    new = with_schema_defaults({"world_model.reward_bins": "symlog"})
-    changed = with_schema_defaults({"world_model.reward_bins": "symexp"})
-    configs = [{k: v for k, v in c.items() if k != "seed"} for c in (old, new, changed)]
-    runs = [_record(seed, **config) for seed, config in enumerate(configs)]
-    label_configurations(runs)
-    assert [run.configuration for run in runs] == [
-        "world_model.reward_bins=symlog",
-        "world_model.reward_bins=symlog",
-        "world_model.reward_bins=symexp",
-    ]
+    assert schema_defaults()["world_model.reward_bins"] == "symlog"
+    recorded = {
+        "old": {},
+        "new": {"world_model": {"reward_bins": "symlog"}},
+        "changed": {"world_model": {"reward_bins": "symexp"}},
+    }
+    for seed, (name, extra) in enumerate(recorded.items()):
+        (tmp_path / name).mkdir()
+        config = {"seed": seed, "env_steps": 100, "env": {"kind": "catch"}, **extra}
+        (tmp_path / name / "config.yaml").write_text(yaml.safe_dump(config))
+    runs = {run.path.name: run.configuration for run in find_runs(tmp_path)}
+    assert runs == {
+        "old": "world_model.reward_bins=symlog",
+        "new": "world_model.reward_bins=symlog",
+        "changed": "world_model.reward_bins=symexp",
+    }
