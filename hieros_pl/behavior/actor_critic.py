@@ -16,7 +16,6 @@ from hieros_pl.behavior.imagination import Imagination
 from hieros_pl.behavior.normalizer import ReturnNormalizer
 from hieros_pl.behavior.returns import discount_weights, lambda_return, transition_slices
 from hieros_pl.config import BehaviorConfig
-from hieros_pl.nn.distributions import check_two_hot_space
 
 
 def normalised_advantage(
@@ -102,9 +101,8 @@ class ActorCritic(nn.Module):
             cfg.actor_min_std,
             cfg.actor_max_std,
         )
-        value_bins = check_two_hot_space(cfg.value_bins, "behavior.value_bins")
         self.critics = nn.ModuleDict(
-            {j: Critic(in_dim, cfg.units, cfg.layers, value_bins) for j in reward_terms}
+            {j: Critic(in_dim, cfg.units, cfg.layers, cfg.value_bins) for j in reward_terms}
         )
         self.normalizers = nn.ModuleDict(
             {j: ReturnNormalizer(cfg.return_norm_rate) for j in reward_terms}

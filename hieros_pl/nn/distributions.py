@@ -118,13 +118,6 @@ class OneHotCategorical:
 # not 0.63); the second is the expected value.
 
 
-def check_two_hot_space(space: str, key: str) -> str:
-    """``space`` if it is one of TWO_HOT_SPACES; else a ValueError naming the config key."""
-    if space not in TWO_HOT_SPACES:
-        raise ValueError(f"{key}={space!r}: expected one of {', '.join(TWO_HOT_SPACES)}")
-    return space
-
-
 def two_hot_bins(device: torch.device | str | None = None, space: str = "symlog") -> Tensor:
     """The 255 ascending bin centres: linspace(−20, 20) in symlog space, or for ``symexp`` the
     same points mapped to raw units, mirrored exactly around the middle bin 0."""
@@ -184,7 +177,8 @@ class TwoHot:
     def __init__(self, logits: Tensor, space: str = "symlog") -> None:
         # logits: [..., 255] float32
         assert logits.shape[-1] == TWO_HOT_BINS, f"logits {tuple(logits.shape)}"
-        assert space in TWO_HOT_SPACES, space
+        if space not in TWO_HOT_SPACES:  # configs are checked at composition (config.py)
+            raise ValueError(f"two-hot space {space!r}: expected one of {TWO_HOT_SPACES}")
         self.space = space
         self.log_probs = F.log_softmax(logits, dim=-1)
         self.bins = two_hot_bins(logits.device, space)

@@ -26,7 +26,6 @@ from hieros_pl.nn.distributions import (
     bernoulli_log_prob,
     categorical_entropy,
     categorical_kl,
-    check_two_hot_space,
 )
 from hieros_pl.nn.layers import MLP, ConvDecoder, ConvEncoder
 from hieros_pl.nn.symlog import symexp, symlog, symlog_squared_error
@@ -111,7 +110,6 @@ class WorldModel(nn.Module):
             raise ValueError(
                 f"world_model.dynamics {cfg.dynamics!r} unknown; valid: {', '.join(DYNAMICS)}"
             )
-        check_two_hot_space(cfg.reward_bins, "world_model.reward_bins")
         self.cfg = cfg
         self.obs_shape = tuple(obs_shape)
         self.obs_is_image = obs_is_image

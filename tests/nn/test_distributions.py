@@ -18,7 +18,6 @@ from hieros_pl.nn.distributions import (
     bernoulli_log_prob,
     categorical_entropy,
     categorical_kl,
-    check_two_hot_space,
     two_hot_bins,
     two_hot_encode,
     two_hot_expectation,
@@ -244,6 +243,6 @@ def test_zero_logits_predict_exactly_zero_over_symexp_bins() -> None:
     assert TwoHot(torch.zeros(4, TWO_HOT_BINS), "symexp").mean().abs().max().item() == 0.0
 
 
-def test_unknown_two_hot_space_names_the_key() -> None:
-    with pytest.raises(ValueError, match=r"behavior\.value_bins='symsqrt'"):
-        check_two_hot_space("symsqrt", "behavior.value_bins")
+def test_unknown_two_hot_space_is_refused() -> None:
+    with pytest.raises(ValueError, match=r"'symsqrt'.*symlog.*symexp"):
+        TwoHot(torch.zeros(2, TWO_HOT_BINS), "symsqrt")
