@@ -212,3 +212,28 @@ def test_seeding_original_gives_every_replay_sampler_seed_zero() -> None:
     assert [replay_seed(ours, level) for level in (0, 1)] == [5, 5 + 7919]
     assert [replay_seed(original, level) for level in (0, 1)] == [0, 0]
     assert run_seed(ours) == 5 and run_seed(original) is None
+
+
+def test_cli_trains_with_symexp_two_hot_bins_and_names_a_bad_one(tmp_path: Path) -> None:
+    command = [sys.executable, "-m", "hieros_pl.train", "debug=fast", "hierarchy=depth1"]
+    bins = ["world_model.reward_bins=symexp", "behavior.value_bins=symexp"]
+    env = {**os.environ, "WANDB_MODE": "offline"}
+    run_dir = tmp_path / "run"
+    done = subprocess.run(
+        [*command, *bins, "env_steps=120", f"run_dir={run_dir}"],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    recorded = load_run_config(run_dir)
+    assert recorded.world_model.reward_bins == "symexp" == recorded.behavior.value_bins
+    logged = [row for row in _csv_rows(run_dir) if row.get("level0/wm/reward_corr")]
+    assert logged and all(-1.0 <= float(row["level0/wm/reward_corr"]) <= 1.0 for row in logged)
+    bad = subprocess.run(
+        [*command, "world_model.reward_bins=linear", f"run_dir={tmp_path / 'bad'}"],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert bad.returncode != 0 and "world_model.reward_bins" in bad.stderr
