@@ -342,6 +342,13 @@ class SequenceBuffer:
         fields["is_first"][:, 0] = True
         return Batch(**{name: torch.from_numpy(value) for name, value in fields.items()})
 
+    def stream(self, env: int) -> dict[str, np.ndarray]:
+        """The stored rows of stream ``env`` in time order: its last min(written, capacity)."""
+        # -> {field: [n, *field.shape]}, n = min(steps_written[env], capacity)
+        written, C = int(self.steps_written[env]), self.cfg.capacity
+        positions = np.arange(max(0, written - C), written) % C
+        return {name: self.rings[name][env, positions] for name in FIELDS}
+
     def visit_deciles(self) -> np.ndarray:
         """[10] mean visits of each age decile of the live keys (oldest first) / overall mean.
 

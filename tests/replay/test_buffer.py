@@ -144,6 +144,23 @@ def test_wrap_around_keeps_only_the_last_capacity_steps(base_replay: ReplayConfi
     check_rows(vars(batch), np.zeros(64, dtype=np.int64), starts)
 
 
+def test_stream_is_each_envs_stored_rows_in_time_order(base_replay: ReplayConfig) -> None:
+    buffer = make_buffer(base_replay, num_envs=2, capacity=10, batch_length=3)
+    masks = np.ones((25, 2), dtype=bool)
+    masks[:8, 1] = False  # env 1 writes 17 rows: its ring wraps at a different place
+    fill(buffer, masks)
+    for env, written in ((0, 25), (1, 17)):
+        stream = buffer.stream(env)
+        assert stream["reward"].tolist() == list(range(written - 10, written))
+        assert stream["obs"][:, 0].tolist() == [env] * 10
+        assert stream["is_first"].tolist() == [
+            step % EPISODE == 0 for step in range(written - 10, written)
+        ]
+    short = make_buffer(base_replay, capacity=10, batch_length=3)
+    fill(short, np.ones((4, 1), dtype=bool))
+    assert short.stream(0)["reward"].tolist() == [0, 1, 2, 3]
+
+
 def test_episode_flags_survive_storage(base_replay: ReplayConfig) -> None:
     buffer = make_buffer(base_replay, num_envs=2, capacity=40, batch_length=16)
     fill(buffer, np.ones((40, 2), dtype=bool))
