@@ -80,11 +80,15 @@ def _probe_reward(args: argparse.Namespace) -> None:
 
 
 def reading(auc: dict[str, Any]) -> str:
-    """One sentence on where the reward is lost, from the three AUCs (0.05 apart counts)."""
+    """One sentence on where the reward is lost, from the three AUCs (0.05 apart counts).
+
+    What the state carries is the better of the feature probe and the head (the head reads the
+    same state; with few rewarded rows the probe can do worse than the head).
+    """
     frames, features, head = auc["frames"], auc["features"], auc["head"]
     if frames < 0.6:
         return "two frames barely show the reward (frames AUC < 0.6): it needs memory or luck"
-    if features < frames - 0.05:
+    if max(features, head) < frames - 0.05:
         return "the world model's state drops the reward that the frames show (features < frames)"
     if head < features - 0.05:
         return "the state carries the reward but the reward head does not read it (head < features)"

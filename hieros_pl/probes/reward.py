@@ -191,6 +191,19 @@ def auc(scores: Tensor, rewarded: np.ndarray) -> float:
     return float(binary_auroc(scores.float(), torch.as_tensor(rewarded, dtype=torch.long)))
 
 
+def head_means(rows: ProbeRows) -> dict[str, dict[str, float]]:
+    """Mean predicted and real reward on the rewarded and the unrewarded test rows: a head can
+    rank the rows right (high AUC) and still predict a small fraction of the rewards' size."""
+    means = {}
+    for name, mask in (("rewarded", rows.rewarded), ("unrewarded", ~rows.rewarded)):
+        part = torch.as_tensor(mask & rows.is_test)
+        means[name] = {
+            "predicted": float(rows.predicted[part].mean()),
+            "real": float(rows.reward[part].mean()),
+        }
+    return means
+
+
 def check_classes(rows: ProbeRows, source: str) -> None:
     """Both parts need rewarded and unrewarded rows, or no AUC exists."""
     rewarded = rows.rewarded
@@ -244,6 +257,7 @@ def probe_reward(
             "head": auc(rows.predicted[test].abs(), rows.rewarded[rows.is_test]),
         },
         "head_reward_corr": float(correlation(rows.predicted[test], rows.reward[test])),
+        "head_mean": head_means(rows),
         "rows": {"train": int((~rows.is_test).sum()), "test": int(rows.is_test.sum())},
         "rewarded_fraction": {
             "train": float(rows.rewarded[~rows.is_test].mean()),

@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from hieros_pl.config import Config
+from hieros_pl.probes.cli import reading
 from hieros_pl.probes.reward import (
     ProbeRows,
     check_classes,
@@ -88,6 +89,22 @@ def test_frame_inputs_pair_the_previous_and_current_observation() -> None:
     assert pair.shape == (2, 6, 2, 2) and pair.dtype == torch.float32
     expected = torch.as_tensor(obs[2]).permute(2, 0, 1).float() / 255.0 - 0.5
     assert torch.equal(pair[1, :3], expected)
+
+
+@pytest.mark.parametrize(
+    ("frames", "features", "head", "where"),
+    [
+        (0.55, 0.5, 0.5, "two frames barely show"),
+        (0.95, 0.7, 0.65, "state drops"),
+        (0.95, 0.7, 0.93, "reward head reads"),  # the head reads the state better than a probe
+        (0.95, 0.93, 0.7, "head does not read"),
+        (0.95, 0.92, 0.91, "reward head reads"),
+    ],
+)
+def test_the_reading_names_where_the_reward_is_lost(
+    frames: float, features: float, head: float, where: str
+) -> None:
+    assert where in reading({"frames": frames, "features": features, "head": head})
 
 
 def test_a_replay_without_rewards_in_a_part_is_a_clear_error() -> None:
@@ -171,6 +188,11 @@ def test_hieros_probe_scores_a_real_run(trained: tuple[Config, Path], tmp_path: 
         summary["rows"]["train"] * fractions["train"] + summary["rows"]["test"] * fractions["test"]
     )
     assert total == pytest.approx(rewarded.sum())
+    test_rows = scored & (np.arange(len(scored)) >= np.ceil(0.8 * len(scored)))
+    test_rewards = stream["reward"][test_rows]
+    means = summary["head_mean"]
+    assert means["unrewarded"]["real"] == 0.0
+    assert means["rewarded"]["real"] == pytest.approx(test_rewards[test_rewards != 0].mean())
     assert json.loads(result.stdout)["written_to"] == str(out)
     assert "features" in result.stderr or "frames" in result.stderr
 
