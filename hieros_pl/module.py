@@ -205,7 +205,7 @@ class HierosModule(pl.LightningModule):
         update = int(self.updates[index])
         self._check_finite(index, "batch", {"reward": batch.reward, "action": batch.action})
         if subactor.owns_world_model:
-            posterior = self._train_world_model(index, batch, optimizers, update)
+            posterior = self.train_world_model(index, batch, optimizers, update)
             behavior = subactor.behavior_losses(posterior, batch)
         else:
             assert level0 is not None, "level 0 trains on every call before the levels above"
@@ -234,7 +234,7 @@ class HierosModule(pl.LightningModule):
             self._collect(f"{prefix}/subgoal_ae", behavior.autoencoder_losses)
         return posterior
 
-    def _train_world_model(
+    def train_world_model(
         self, index: int, batch: Batch, optimizers: dict[str, Any], update: int
     ) -> LatentState:
         """One world-model step of level ``index``; returns the posterior [B, T]."""

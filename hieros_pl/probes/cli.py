@@ -1,7 +1,10 @@
 """``hieros-probe reward RUN_DIR``: is the reward visible in the frames, carried by the world
 model's state, read out by its reward head? (``hieros_pl.probes.reward``)
 
-Writes ``<run_dir>/probes/reward_<env_steps>.json`` (or ``--out``) and prints it with a reading.
+``hieros-probe refit RUN_DIR [KEY=VALUE ...]``: the same scores for a fresh world model (the run's
+config plus world-model overrides) trained on the run's replay (``hieros_pl.probes.refit``).
+
+Both write JSON under ``<run_dir>/probes/`` (or ``--out``) and print it with a reading.
 """
 
 from __future__ import annotations
@@ -27,17 +30,31 @@ def main(argv: list[str] | None = None) -> None:
     reward.add_argument("--seed", type=int, default=0)
     reward.add_argument("--threads", type=int, default=0, help="torch threads (0: its default)")
     reward.add_argument("--out", type=Path, default=None, help="JSON file (default: in RUN_DIR)")
+    refit = sub.add_parser("refit", help="reward probe of a fresh world model fit to the replay")
+    refit.add_argument("path", type=Path, help="run dir or checkpoint file")
+    refit.add_argument("overrides", nargs="*", help="world_model.KEY=VALUE, optim.world_model.…")
+    refit.add_argument("--checkpoint", default=None, help="file in RUN_DIR/checkpoints")
+    refit.add_argument("--level", type=int, default=0, help="hierarchy level (default 0)")
+    refit.add_argument("--updates", type=int, default=4000, help="world-model updates")
+    refit.add_argument("--steps", type=int, default=2000, help="training steps of each probe")
+    refit.add_argument("--test-fraction", type=float, default=0.2, help="last part of a stream")
+    refit.add_argument("--seed", type=int, default=0)
+    refit.add_argument("--threads", type=int, default=0, help="torch threads (0: its default)")
+    refit.add_argument("--out", type=Path, default=None, help="JSON file (default: in RUN_DIR)")
     args = parser.parse_args(argv)
     with cli_boundary("hieros-probe"):
-        _probe_reward(args)
+        if args.probe == "reward":
+            _probe_reward(args)
+        else:
+            _refit(args)
 
 
-def _probe_reward(args: argparse.Namespace) -> None:
+def _load(args: argparse.Namespace) -> tuple[Path, Any, Any, Any]:
+    """(checkpoint, config, module, level's replay) of the run, or exit naming what is wrong."""
     import torch
 
     from hieros_pl.builders import load_replay
     from hieros_pl.evaluate import checkpoint_path, load_run
-    from hieros_pl.probes.reward import probe_reward
 
     if args.steps < 1:
         sys.exit(f"hieros-probe: --steps must be >= 1, got {args.steps}")
@@ -52,26 +69,66 @@ def _probe_reward(args: argparse.Namespace) -> None:
         if not levels[args.level].owns_world_model:
             raise ValueError(f"--level {args.level} shares level 0's world model: probe level 0")
         buffer = load_replay(cfg, module, checkpoint).buffers[args.level]
+    except (FileNotFoundError, ValueError) as error:
+        sys.exit(f"hieros-probe: {error}")
+    return checkpoint, cfg, module, buffer
+
+
+def _probe_reward(args: argparse.Namespace) -> None:
+    from hieros_pl.probes.reward import probe_reward
+
+    checkpoint, cfg, module, buffer = _load(args)
+    run_dir = checkpoint.parent.parent
+    try:
         summary = probe_reward(
-            levels[args.level].world_model,
+            module.hierarchy.levels[args.level].world_model,
             buffer,
-            str(checkpoint.parent.parent),
+            str(run_dir),
             cfg.replay.batch_length,
             steps=args.steps,
             test_fraction=args.test_fraction,
             seed=args.seed,
         )
-    except (FileNotFoundError, ValueError) as error:
+    except ValueError as error:
         sys.exit(f"hieros-probe: {error}")
-    run_dir = checkpoint.parent.parent
     env_steps = int(module.env_steps)
-    summary = {
+    header = {"checkpoint": str(checkpoint), "level": args.level, "env_steps": env_steps}
+    name = f"reward_level{args.level}_{env_steps}.json"
+    _write({**header, **summary}, args.out or run_dir / "probes" / name)
+
+
+def _refit(args: argparse.Namespace) -> None:
+    from hieros_pl.probes.refit import refit_and_probe, refit_config
+
+    checkpoint, cfg, module, buffer = _load(args)
+    run_dir = checkpoint.parent.parent
+    refit_cfg = refit_config(cfg, args.overrides)
+    try:
+        summary = refit_and_probe(
+            refit_cfg,
+            buffer,
+            args.level,
+            str(run_dir),
+            args.updates,
+            probe_steps=args.steps,
+            test_fraction=args.test_fraction,
+            seed=args.seed,
+        )
+    except ValueError as error:
+        sys.exit(f"hieros-probe: {error}")
+    env_steps = int(module.env_steps)
+    header = {
         "checkpoint": str(checkpoint),
         "level": args.level,
         "env_steps": env_steps,
-        **summary,
+        "overrides": args.overrides,
     }
-    out = args.out or run_dir / "probes" / f"reward_level{args.level}_{env_steps}.json"
+    tag = "_".join(args.overrides) or "as_run"
+    name = f"refit_level{args.level}_{args.updates}updates_{tag}.json".replace("/", "-")
+    _write({**header, **summary}, args.out or run_dir / "probes" / name)
+
+
+def _write(summary: dict[str, Any], out: Path) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(summary, indent=2))
     summary["written_to"] = str(out)

@@ -258,6 +258,7 @@ def probe_reward(
         },
         "head_reward_corr": float(correlation(rows.predicted[test], rows.reward[test])),
         "head_mean": head_means(rows),
+        "feature_dim": int(rows.feature.shape[1]),
         "rows": {"train": int((~rows.is_test).sum()), "test": int(rows.is_test.sum())},
         "rewarded_fraction": {
             "train": float(rows.rewarded[~rows.is_test].mean()),

@@ -13,8 +13,9 @@ import numpy as np
 import pytest
 import torch
 
-from hieros_pl.config import Config
+from hieros_pl.config import Config, ConfigError
 from hieros_pl.probes.cli import reading
+from hieros_pl.probes.refit import refit_config, training_batches
 from hieros_pl.probes.reward import (
     ProbeRows,
     check_classes,
@@ -206,3 +207,49 @@ def test_hieros_probe_errors_name_the_file_and_the_level(
     _, run_dir = trained
     level = hieros_probe("reward", str(run_dir), "--level", "2", "--steps", "1")
     assert level.returncode != 0 and "--level 2: the run has levels 0-0" in level.stderr
+
+
+def test_refit_batches_come_from_the_training_part_only() -> None:
+    from tests.replay.test_buffer import fill, make_buffer
+
+    buffer = make_buffer(compose("replay=uniform").replay, num_envs=2, capacity=60)
+    masks = np.ones((50, 2), dtype=bool)
+    masks[:20, 1] = False  # env 1 holds 30 rows: training part 24, env 0: 40
+    fill(buffer, masks)
+    batches = training_batches(buffer, 64, 5, 0.2, seed=0)
+    starts = {0: set(), 1: set()}
+    for _ in range(20):
+        batch = next(batches)
+        assert batch.reward.shape == (64, 5) and bool(batch.is_first[:, 0].all())
+        env = batch.obs[:, 0, 0].long()  # counter rows carry their env in obs[..., 0]
+        counter = batch.reward.long()
+        assert torch.equal(counter[:, 1:] - counter[:, :-1], torch.ones(64, 4, dtype=torch.long))
+        for e in (0, 1):
+            starts[e] |= set(counter[env == e, 0].tolist())
+    assert starts[0] == set(range(36)) and starts[1] == set(range(20))
+
+
+def test_refit_takes_only_world_model_overrides(trained: tuple[Config, Path]) -> None:
+    cfg, _ = trained
+    assert refit_config(cfg, ["world_model.stoch=4"]).world_model.stoch == 4
+    with pytest.raises(ConfigError, match=r"refit override 'env.game=pong': only key=value"):
+        refit_config(cfg, ["env.game=pong"])
+
+
+def test_hieros_probe_refit_trains_a_fresh_world_model(
+    trained: tuple[Config, Path], tmp_path: Path
+) -> None:
+    cfg, run_dir = trained
+    out = tmp_path / "refit.json"
+    arguments = ["world_model.stoch=4", "--updates", "20", "--steps", "20", "--out", str(out)]
+    result = hieros_probe("refit", str(run_dir), *arguments)
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(out.read_text())
+    assert summary["overrides"] == ["world_model.stoch=4"] and summary["updates"] == 20
+    assert [entry["update"] for entry in summary["history"]] == [20]
+    assert {"decoder", "reward", "reward_corr"} <= set(summary["history"][0])
+    wm = cfg.world_model
+    assert summary["feature_dim"] == wm.deter + 4 * wm.classes != wm.deter + wm.stoch * wm.classes
+    assert all(0.0 <= value <= 1.0 for value in summary["auc"].values())
+    bad = hieros_probe("refit", str(run_dir), "env.game=pong", "--updates", "1")
+    assert bad.returncode == 2 and "refit override 'env.game=pong'" in bad.stderr
