@@ -43,3 +43,19 @@ def compose(*overrides: str, tiny: bool = True) -> Config:
 @pytest.fixture
 def compose_config() -> Callable[..., Config]:
     return compose
+
+
+def tiny_catch_run(run_dir: Path, env_steps: int) -> Config:
+    """Train a tiny depth-1 catch run of ``env_steps`` into ``run_dir`` (for tests that read a
+    finished run: evaluation, probes); returns its config."""
+    from hieros_pl.train import run
+
+    cfg = compose(
+        "debug=fast",
+        "hierarchy=depth1",
+        f"env_steps={env_steps}",
+        "train_ratio=32",
+        f"run_dir={run_dir}",
+    )
+    run(cfg)
+    return cfg

@@ -12,19 +12,14 @@ import pytest
 from hieros_pl.config import Config
 from hieros_pl.evaluate import evaluate, main, protocol
 from hieros_pl.module import HierosModule
-from hieros_pl.train import run
-from tests.conftest import compose
+from tests.conftest import compose, tiny_catch_run
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Config, Path]:
     """One tiny catch run of 60 env steps that the tests below evaluate (read-only)."""
     run_dir = tmp_path_factory.mktemp("trained")
-    cfg = compose(
-        "debug=fast", "hierarchy=depth1", "env_steps=60", "train_ratio=32", f"run_dir={run_dir}"
-    )
-    run(cfg)
-    return cfg, run_dir
+    return tiny_catch_run(run_dir, 60), run_dir
 
 
 def test_eval_scores_a_trained_run(

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -78,54 +79,65 @@ def _probe_reward(args: argparse.Namespace) -> None:
     from hieros_pl.probes.reward import probe_reward
 
     checkpoint, cfg, module, buffer = _load(args)
-    run_dir = checkpoint.parent.parent
-    try:
-        summary = probe_reward(
+    _finish(
+        args,
+        checkpoint,
+        int(module.env_steps),
+        lambda: probe_reward(
             module.hierarchy.levels[args.level].world_model,
             buffer,
-            str(run_dir),
+            str(checkpoint.parent.parent),
             cfg.replay.batch_length,
             steps=args.steps,
             test_fraction=args.test_fraction,
             seed=args.seed,
-        )
-    except ValueError as error:
-        sys.exit(f"hieros-probe: {error}")
-    env_steps = int(module.env_steps)
-    header = {"checkpoint": str(checkpoint), "level": args.level, "env_steps": env_steps}
-    name = f"reward_level{args.level}_{env_steps}.json"
-    _write({**header, **summary}, args.out or run_dir / "probes" / name)
+        ),
+        f"reward_level{args.level}_{int(module.env_steps)}",
+        {},
+    )
 
 
 def _refit(args: argparse.Namespace) -> None:
     from hieros_pl.probes.refit import refit_and_probe, refit_config
 
     checkpoint, cfg, module, buffer = _load(args)
-    run_dir = checkpoint.parent.parent
     refit_cfg = refit_config(cfg, args.overrides)
-    try:
-        summary = refit_and_probe(
+    tag = "_".join(args.overrides).replace("/", "-") or "as_run"
+    _finish(
+        args,
+        checkpoint,
+        int(module.env_steps),
+        lambda: refit_and_probe(
             refit_cfg,
             buffer,
             args.level,
-            str(run_dir),
+            str(checkpoint.parent.parent),
             args.updates,
             probe_steps=args.steps,
             test_fraction=args.test_fraction,
             seed=args.seed,
-        )
+        ),
+        f"refit_level{args.level}_{args.updates}updates_{tag}",
+        {"overrides": args.overrides},
+    )
+
+
+def _finish(
+    args: argparse.Namespace,
+    checkpoint: Path,
+    env_steps: int,
+    compute: Callable[[], dict[str, Any]],
+    stem: str,
+    extra: dict[str, Any],
+) -> None:
+    """Run the probe, prefix where it was measured, write ``--out`` or ``probes/<stem>.json``."""
+    try:
+        summary = compute()
     except ValueError as error:
         sys.exit(f"hieros-probe: {error}")
-    env_steps = int(module.env_steps)
-    header = {
-        "checkpoint": str(checkpoint),
-        "level": args.level,
-        "env_steps": env_steps,
-        "overrides": args.overrides,
-    }
-    tag = "_".join(args.overrides) or "as_run"
-    name = f"refit_level{args.level}_{args.updates}updates_{tag}.json".replace("/", "-")
-    _write({**header, **summary}, args.out or run_dir / "probes" / name)
+    header = {"checkpoint": str(checkpoint), "level": args.level, "env_steps": env_steps, **extra}
+    out = args.out or checkpoint.parent.parent / "probes" / f"{stem}.json"
+    _write({**header, **summary}, out)
 
 
 def _write(summary: dict[str, Any], out: Path) -> None:

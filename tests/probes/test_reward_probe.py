@@ -25,9 +25,8 @@ from hieros_pl.probes.reward import (
     observe_stream,
     train_and_score,
 )
-from hieros_pl.train import run
 from hieros_pl.world_models.world_model import WorldModel
-from tests.conftest import compose
+from tests.conftest import compose, tiny_catch_run
 
 ROWS = 1200
 
@@ -148,11 +147,7 @@ def test_a_stream_is_observed_in_fresh_chunks_like_training_sequences() -> None:
 def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Config, Path]:
     """A tiny catch run of 150 env steps (catch pays +1 or -1 at the end of each episode)."""
     run_dir = tmp_path_factory.mktemp("probed")
-    cfg = compose(
-        "debug=fast", "hierarchy=depth1", "env_steps=150", "train_ratio=32", f"run_dir={run_dir}"
-    )
-    run(cfg)
-    return cfg, run_dir
+    return tiny_catch_run(run_dir, 150), run_dir
 
 
 def hieros_probe(*arguments: str) -> subprocess.CompletedProcess[str]:
