@@ -129,13 +129,14 @@ def frame_detector(obs_shape: tuple[int, ...]) -> nn.Module:
     """Scores a pair (o_{t-1}, o_t): conv layers down to 4 × 4 for images, an MLP for vectors."""
     if len(obs_shape) == 1:
         return nn.Sequential(nn.Linear(2 * obs_shape[0], 256), nn.SiLU(), nn.Linear(256, 1))
-    height, _, channels = obs_shape
+    height, width, channels = obs_shape
     layers: list[nn.Module] = []
-    width, size = 2 * channels, height
-    while size > 4:
-        layers += [nn.Conv2d(width, 32 if width == 2 * channels else 2 * width, 4, 2, 1), nn.SiLU()]
-        width, size = (32 if width == 2 * channels else 2 * width), size // 2
-    return nn.Sequential(*layers, nn.Flatten(), nn.Linear(width * size * size, 1))
+    in_channels, out_channels = 2 * channels, 32
+    while max(height, width) > 4:  # each conv (kernel 4, stride 2, padding 1) halves both sides
+        layers += [nn.Conv2d(in_channels, out_channels, 4, 2, 1), nn.SiLU()]
+        in_channels, out_channels = out_channels, 2 * out_channels
+        height, width = height // 2, width // 2
+    return nn.Sequential(*layers, nn.Flatten(), nn.Linear(in_channels * height * width, 1))
 
 
 def frame_inputs(obs: np.ndarray, rows: np.ndarray) -> Tensor:

@@ -83,6 +83,12 @@ def test_feature_detector_finds_a_carried_reward_and_not_a_missing_one() -> None
     assert 0.35 < missing < 0.65, missing
 
 
+@pytest.mark.parametrize("shape", [(16, 16, 3), (32, 24, 1), (84, 84, 4), (5,)])
+def test_frame_detector_scores_a_batch_of_pairs_of_any_frame_shape(shape: tuple[int, ...]) -> None:
+    obs = np.zeros((6, *shape), dtype=np.uint8 if len(shape) == 3 else np.float32)
+    assert frame_detector(shape)(frame_inputs(obs, np.arange(1, 6))).shape == (5, 1)
+
+
 def test_frame_inputs_pair_the_previous_and_current_observation() -> None:
     obs = np.arange(4 * 2 * 2 * 3, dtype=np.uint8).reshape(4, 2, 2, 3)
     pair = frame_inputs(obs, np.array([1, 3]))
