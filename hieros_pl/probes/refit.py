@@ -20,11 +20,12 @@ from omegaconf import OmegaConf
 
 from hieros_pl.config import Config, ConfigError, to_config
 from hieros_pl.data.batch import Batch
-from hieros_pl.probes.reward import probe_reward
-from hieros_pl.replay.buffer import FIELDS, SequenceBuffer
+from hieros_pl.probes.reward import probe_reward, test_start
+from hieros_pl.replay.buffer import SequenceBuffer, SequenceKeys
 
-REFIT_KEYS = ("world_model.", "optim.world_model.", "replay.batch_size", "replay.batch_length")
-"""Overrides a refit accepts: the world model, its optimiser, the batch shape."""
+REFIT_KEYS = ("world_model.", "optim.world_model.", "replay.batch_size")
+"""Overrides a refit accepts: the world model, its optimiser, the batch size (the sequence
+length is the replay's own: its buffer gathers the batches)."""
 
 
 def refit_config(cfg: Config, overrides: list[str]) -> Config:
@@ -41,32 +42,25 @@ def refit_config(cfg: Config, overrides: list[str]) -> Config:
 
 
 def training_batches(
-    buffer: SequenceBuffer,
-    batch_size: int,
-    length: int,
-    test_fraction: float,
-    seed: int,
+    buffer: SequenceBuffer, batch_size: int, test_fraction: float, seed: int
 ) -> Iterator[Batch]:
-    """Endless [B, T] batches from the first (1 - test_fraction) of every stream, uniformly."""
-    streams = [buffer.stream(env) for env in range(buffer.num_envs)]
-    ends = [int(np.ceil((1.0 - test_fraction) * len(s["reward"]))) for s in streams]
-    usable = [env for env, end in enumerate(ends) if end >= length]
-    if not usable:
+    """Endless [B, T] batches (T = replay.batch_length of the buffer) from the first
+    (1 - test_fraction) of every stream, uniformly; gathered by the buffer itself."""
+    length = buffer.cfg.batch_length
+    stored = np.minimum(buffer.steps_written, buffer.cfg.capacity)
+    first = buffer.steps_written - stored  # absolute step of each stream's oldest stored row
+    ends = np.array([test_start(int(n), test_fraction) for n in stored])
+    usable = np.flatnonzero(ends >= length)
+    if len(usable) == 0:
         raise ValueError(
             f"no replay stream has {length} rows (replay.batch_length) before its test part"
         )
-    weights = np.array([ends[env] - length + 1 for env in usable], dtype=np.float64)
+    weights = (ends[usable] - length + 1).astype(np.float64)
     generator = np.random.default_rng(seed)
     while True:
         envs = generator.choice(usable, batch_size, p=weights / weights.sum())
-        rows = {name: [] for name in FIELDS}  # type: dict[str, list[np.ndarray]]
-        for env in envs:
-            start = int(generator.integers(0, ends[env] - length + 1))
-            for name in FIELDS:
-                rows[name].append(streams[env][name][start : start + length])
-        fields = {name: np.stack(values) for name, values in rows.items()}
-        fields["is_first"][:, 0] = True
-        yield Batch(**{name: torch.from_numpy(value) for name, value in fields.items()})
+        offsets = np.array([generator.integers(0, ends[env] - length + 1) for env in envs])
+        yield buffer.gather(SequenceKeys(env=envs, start=first[envs] + offsets))
 
 
 def refit_and_probe(
@@ -93,9 +87,7 @@ def refit_and_probe(
         raise ValueError(f"level {level} shares level 0's world model: refit level 0")
     names = module.optimizer_names
     optimizers = dict(zip(names, module.configure_optimizers(), strict=True))
-    batches = training_batches(
-        buffer, cfg.replay.batch_size, cfg.replay.batch_length, test_fraction, seed
-    )
+    batches = training_batches(buffer, cfg.replay.batch_size, test_fraction, seed)
     history = []
     subactor.world_model.train()
     for update in range(updates):

@@ -67,7 +67,7 @@ def collect_rows(
         features.append(feature[keep])
         predicted.append(prediction[keep])
         rewards.append(torch.as_tensor(stream["reward"][keep]))
-        is_test.append(keep >= int(np.ceil((1.0 - test_fraction) * n)))
+        is_test.append(keep >= test_start(n, test_fraction))
         offset += n
     if not rows:
         raise ValueError("the replay holds no stream of two or more rows")
@@ -79,6 +79,11 @@ def collect_rows(
         reward=torch.cat(rewards),
         is_test=np.concatenate(is_test),
     )
+
+
+def test_start(rows: int, test_fraction: float) -> int:
+    """First row of a stream's held-out part: its last ``test_fraction`` of ``rows``."""
+    return int(np.ceil((1.0 - test_fraction) * rows))
 
 
 @torch.no_grad()
