@@ -4,7 +4,11 @@ model's state, read out by its reward head? (``hieros_pl.probes.reward``)
 ``hieros-probe refit RUN_DIR [KEY=VALUE ...]``: the same scores for a fresh world model (the run's
 config plus world-model overrides) trained on the run's replay (``hieros_pl.probes.refit``).
 
-Both write JSON under ``<run_dir>/probes/`` (or ``--out``) and print it with a reading.
+``hieros-probe encoder RUN_DIR``: can a fresh copy of the run's encoder learn the reward from
+o_t, and does the world model's two-hot loss learn it at the replay's rate
+(``hieros_pl.probes.encoder``)?
+
+All write JSON under ``<run_dir>/probes/`` (or ``--out``) and print it with a reading.
 """
 
 from __future__ import annotations
@@ -42,12 +46,35 @@ def main(argv: list[str] | None = None) -> None:
     refit.add_argument("--seed", type=int, default=0)
     refit.add_argument("--threads", type=int, default=0, help="torch threads (0: its default)")
     refit.add_argument("--out", type=Path, default=None, help="JSON file (default: in RUN_DIR)")
-    args = parser.parse_args(argv)
+    # Overrides may follow options (`refit RUN --threads 1 world_model.x=1`): argparse stops
+    # the positional list at the first option, so the KEY=VALUE words after it come back unknown.
+    encoder = sub.add_parser("encoder", help="can a fresh encoder learn the reward, by which loss")
+    encoder.add_argument("path", type=Path, help="run dir or checkpoint file")
+    encoder.add_argument("--checkpoint", default=None, help="file in RUN_DIR/checkpoints")
+    encoder.add_argument("--level", type=int, default=0, help="hierarchy level (default 0)")
+    encoder.add_argument("--updates", type=int, default=4000, help="updates of each loss")
+    encoder.add_argument(
+        "--batch-size", type=int, default=None, help="rows per update (default B x T of the run)"
+    )
+    encoder.add_argument(
+        "--loss", nargs="+", default=["twohot", "bce", "balanced"], help="twohot, bce, balanced"
+    )
+    encoder.add_argument("--test-fraction", type=float, default=0.2, help="last part of a stream")
+    encoder.add_argument("--seed", type=int, default=0)
+    encoder.add_argument("--threads", type=int, default=0, help="torch threads (0: its default)")
+    encoder.add_argument("--out", type=Path, default=None, help="JSON file (default: in RUN_DIR)")
+    args, unknown = parser.parse_known_args(argv)
+    if unknown and args.probe == "refit" and all(_is_override(word) for word in unknown):
+        args.overrides += unknown
+    elif unknown:
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     with cli_boundary("hieros-probe"):
-        if args.probe == "reward":
-            _probe_reward(args)
-        else:
-            _refit(args)
+        {"reward": _probe_reward, "refit": _refit, "encoder": _probe_encoder}[args.probe](args)
+
+
+def _is_override(word: str) -> bool:
+    """A KEY=VALUE word, not an option."""
+    return "=" in word and not word.startswith("-")
 
 
 def _load(args: argparse.Namespace) -> tuple[Path, Any, Any, Any]:
@@ -57,7 +84,7 @@ def _load(args: argparse.Namespace) -> tuple[Path, Any, Any, Any]:
     from hieros_pl.builders import load_replay
     from hieros_pl.evaluate import checkpoint_path, load_run
 
-    if args.steps < 1:
+    if getattr(args, "steps", 1) < 1:
         sys.exit(f"hieros-probe: --steps must be >= 1, got {args.steps}")
     if args.threads > 0:
         torch.set_num_threads(args.threads)
@@ -122,6 +149,31 @@ def _refit(args: argparse.Namespace) -> None:
     )
 
 
+def _probe_encoder(args: argparse.Namespace) -> None:
+    from hieros_pl.probes.encoder import encoder_reading, probe_encoder
+
+    checkpoint, cfg, module, buffer = _load(args)
+    _finish(
+        args,
+        checkpoint,
+        int(module.env_steps),
+        lambda: probe_encoder(
+            cfg,
+            buffer,
+            args.level,
+            str(checkpoint.parent.parent),
+            args.updates,
+            batch_size=args.batch_size,
+            losses=tuple(args.loss),
+            test_fraction=args.test_fraction,
+            seed=args.seed,
+        ),
+        f"encoder_level{args.level}_{args.updates}updates",
+        {},
+        encoder_reading,
+    )
+
+
 def _finish(
     args: argparse.Namespace,
     checkpoint: Path,
@@ -129,6 +181,7 @@ def _finish(
     compute: Callable[[], dict[str, Any]],
     stem: str,
     extra: dict[str, Any],
+    read: Callable[[dict[str, Any]], str] | None = None,
 ) -> None:
     """Run the probe, prefix where it was measured, write ``--out`` or ``probes/<stem>.json``."""
     try:
@@ -137,15 +190,15 @@ def _finish(
         sys.exit(f"hieros-probe: {error}")
     header = {"checkpoint": str(checkpoint), "level": args.level, "env_steps": env_steps, **extra}
     out = args.out or checkpoint.parent.parent / "probes" / f"{stem}.json"
-    _write({**header, **summary}, out)
+    _write({**header, **summary}, out, read or reading)
 
 
-def _write(summary: dict[str, Any], out: Path) -> None:
+def _write(summary: dict[str, Any], out: Path, read: Callable[[dict[str, Any]], str]) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(summary, indent=2))
     summary["written_to"] = str(out)
     print(json.dumps(summary, indent=2))
-    print(reading(summary["auc"]), file=sys.stderr)
+    print(read(summary["auc"]), file=sys.stderr)
 
 
 def reading(auc: dict[str, Any]) -> str:

@@ -4,9 +4,6 @@ observed as the world model sees it, and the CLI scores a real run with clear er
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +23,8 @@ from hieros_pl.probes.reward import (
     train_and_score,
 )
 from hieros_pl.world_models.world_model import WorldModel
-from tests.conftest import compose, tiny_catch_run
+from tests.conftest import compose
+from tests.probes.conftest import hieros_probe
 
 ROWS = 1200
 
@@ -149,21 +147,6 @@ def test_a_stream_is_observed_in_fresh_chunks_like_training_sequences() -> None:
             torch.testing.assert_close(predicted[start:stop], model.reward(expected))
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Config, Path]:
-    """A tiny catch run of 150 env steps (catch pays +1 or -1 at the end of each episode)."""
-    run_dir = tmp_path_factory.mktemp("probed")
-    return tiny_catch_run(run_dir, 150), run_dir
-
-
-def hieros_probe(*arguments: str) -> subprocess.CompletedProcess[str]:
-    script = Path(sys.executable).parent / "hieros-probe"
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.run(
-        [str(script), *arguments], capture_output=True, text=True, env=env, timeout=600
-    )
-
-
 def test_hieros_probe_scores_a_real_run(trained: tuple[Config, Path], tmp_path: Path) -> None:
     _, run_dir = trained
     out = tmp_path / "probe.json"
@@ -242,11 +225,14 @@ def test_hieros_probe_refit_trains_a_fresh_world_model(
 ) -> None:
     cfg, run_dir = trained
     out = tmp_path / "refit.json"
-    arguments = ["world_model.stoch=4", "--updates", "20", "--steps", "20", "--out", str(out)]
+    # Overrides before and after the options, as a researcher types them.
+    arguments = ["world_model.stoch=4", "--updates", "20", "optim.world_model.lr=5e-4"]
+    arguments += ["--steps", "20", "--out", str(out)]
     result = hieros_probe("refit", str(run_dir), *arguments)
     assert result.returncode == 0, result.stderr
     summary = json.loads(out.read_text())
-    assert summary["overrides"] == ["world_model.stoch=4"] and summary["updates"] == 20
+    assert summary["overrides"] == ["world_model.stoch=4", "optim.world_model.lr=5e-4"]
+    assert summary["updates"] == 20
     assert [entry["update"] for entry in summary["history"]] == [20]
     assert {"decoder", "reward", "reward_corr"} <= set(summary["history"][0])
     wm = cfg.world_model
@@ -254,3 +240,7 @@ def test_hieros_probe_refit_trains_a_fresh_world_model(
     assert all(0.0 <= value <= 1.0 for value in summary["auc"].values())
     bad = hieros_probe("refit", str(run_dir), "env.game=pong", "--updates", "1")
     assert bad.returncode == 2 and "refit override 'env.game=pong'" in bad.stderr
+    unknown = hieros_probe(
+        "refit", str(run_dir), "--updates", "1", "--bogus", "world_model.stoch=4"
+    )
+    assert unknown.returncode == 2 and "unrecognized arguments: --bogus" in unknown.stderr
