@@ -120,6 +120,10 @@ class WorldModelConfig:
     """Hidden layers of the reward and continue heads (paper: 2)."""
     head_units: int = 256
     """Width of the reward and continue heads (paper: 256)."""
+    reward_output_scale: float = 0.0
+    """Initial scale of the reward head's output layer: uniform in ±√(3·scale/fan_avg) (paper:
+    0, an all-zero layer, ALGORITHM.md §7.2). See README "Where the reward is lost" for what the
+    zero start does to rare rewards."""
     reward_bins: str = "symlog"
     """Reward head's two-hot bins: symlog (paper: symexp of the symlog-space mean) | symexp
     (DreamerV3's later symexp_twohot: raw-unit bins, the expected reward)."""
@@ -521,6 +525,10 @@ def _validate_world_model(wm: WorldModelConfig, image_size: int) -> None:
         )
     _in_unit_interval("world_model.s5.dropout", wm.s5.dropout)
     _in_unit_interval("world_model.unimix", wm.unimix)
+    if wm.reward_output_scale < 0:
+        raise ConfigError(
+            f"world_model.reward_output_scale must be >= 0, got {wm.reward_output_scale}"
+        )
     _same_keys("world_model.loss_scales", wm.loss_scales, LOSS_TERMS)
     minres = wm.cnn_minres
     if minres < 1 or image_size % minres or (image_size // minres) & (image_size // minres - 1):

@@ -22,6 +22,9 @@ from typing import Any
 
 from hieros_pl.errors import cli_boundary
 
+ENCODER_LOSSES = ("twohot", "bce", "balanced")
+"""hieros_pl.probes.encoder.LOSSES, named here so that parsing does not import torch."""
+
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="hieros-probe", description=__doc__)
@@ -57,7 +60,13 @@ def main(argv: list[str] | None = None) -> None:
         "--batch-size", type=int, default=None, help="rows per update (default B x T of the run)"
     )
     encoder.add_argument(
-        "--loss", nargs="+", default=["twohot", "bce", "balanced"], help="twohot, bce, balanced"
+        "--loss", nargs="+", default=list(ENCODER_LOSSES), help="twohot, bce, balanced"
+    )
+    encoder.add_argument(
+        "--head-layers", type=int, default=None, help="hidden layers (default the run's)"
+    )
+    encoder.add_argument(
+        "--output-scale", type=float, default=0.0, help="output init scale (0: the reward head's)"
     )
     encoder.add_argument("--test-fraction", type=float, default=0.2, help="last part of a stream")
     encoder.add_argument("--seed", type=int, default=0)
@@ -150,7 +159,7 @@ def _refit(args: argparse.Namespace) -> None:
 
 
 def _probe_encoder(args: argparse.Namespace) -> None:
-    from hieros_pl.probes.encoder import encoder_reading, probe_encoder
+    from hieros_pl.probes.encoder import HeadShape, encoder_reading, probe_encoder
 
     checkpoint, cfg, module, buffer = _load(args)
     _finish(
@@ -167,11 +176,21 @@ def _probe_encoder(args: argparse.Namespace) -> None:
             losses=tuple(args.loss),
             test_fraction=args.test_fraction,
             seed=args.seed,
+            shape=HeadShape(args.head_layers, args.output_scale),
         ),
-        f"encoder_level{args.level}_{args.updates}updates",
+        f"encoder_level{args.level}_{args.updates}updates{_head_tag(args)}",
         {},
         encoder_reading,
     )
+
+
+def _head_tag(args: argparse.Namespace) -> str:
+    """File-name part for a subset of the losses or a head other than the reward head's shape."""
+    every = sorted(args.loss) == sorted(ENCODER_LOSSES)
+    losses = "" if every else "_" + "-".join(args.loss)
+    layers = "" if args.head_layers is None else f"_layers{args.head_layers}"
+    scale = "" if args.output_scale == 0.0 else f"_outscale{args.output_scale:g}"
+    return losses + layers + scale
 
 
 def _finish(

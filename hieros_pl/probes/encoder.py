@@ -2,7 +2,8 @@
 rate the replay holds it?
 
 A fresh copy of the run's observation encoder (its config, new weights) under a fresh head of
-the reward head's shape (``head_units`` × ``head_layers``, zero-initialised output) reads o_t
+the reward head's shape (``head_units`` × ``head_layers``, zero-initialised output; both can be
+changed) reads o_t
 alone and is trained on the first part of every replay stream with one of three losses, each
 from the same initial weights:
 
@@ -75,18 +76,35 @@ class RewardReader(nn.Module):
     """The run's encoder under a head of the reward head's shape: o_t -> logits."""
 
     def __init__(
-        self, encoder: nn.Module, embed_dim: int, units: int, layers: int, outputs: int
+        self,
+        encoder: nn.Module,
+        embed_dim: int,
+        units: int,
+        layers: int,
+        outputs: int,
+        output_scale: float,
     ) -> None:
         super().__init__()
         self.encoder = encoder
-        self.head = MLP(embed_dim, units, layers, outputs, output_scale=0.0)
+        self.head = MLP(embed_dim, units, layers, outputs, output_scale=output_scale)
 
     def forward(self, obs: Tensor) -> Tensor:
         # obs: [N, *obs_shape] -> [N, outputs] float32
         return self.head(self.encoder(obs))
 
 
-def reward_reader(cfg: Config, level: int, loss: str, seed: int) -> RewardReader:
+@dataclass(frozen=True)
+class HeadShape:
+    """The reader's head: None takes the run's ``head_layers``; output_scale 0 is the reward
+    head's all-zero output layer (init_output_)."""
+
+    layers: int | None = None
+    output_scale: float = 0.0
+
+
+def reward_reader(
+    cfg: Config, level: int, loss: str, seed: int, shape: HeadShape = HeadShape()
+) -> RewardReader:
     """A fresh encoder of level ``level`` (same weights for every loss at one seed) and head."""
     from hieros_pl.builders import build_module
 
@@ -96,7 +114,10 @@ def reward_reader(cfg: Config, level: int, loss: str, seed: int) -> RewardReader
     torch.manual_seed(seed + 1)
     wm = cfg.world_model
     encoder = world_model.encoder
-    return RewardReader(encoder, encoder.out_dim, wm.head_units, wm.head_layers, outputs)
+    layers = wm.head_layers if shape.layers is None else shape.layers
+    return RewardReader(
+        encoder, encoder.out_dim, wm.head_units, layers, outputs, shape.output_scale
+    )
 
 
 def loss_of(reader: RewardReader, loss: str, obs: Tensor, reward: Tensor, bins: str) -> Tensor:
@@ -142,9 +163,10 @@ def fit_reader(
     batch_size: int,
     seed: int,
     log_every: int,
+    shape: HeadShape = HeadShape(),
 ) -> list[dict[str, float]]:
     """Train one reader; its training loss and test AUC every ``log_every`` updates."""
-    reader = reward_reader(cfg, level, loss, seed)
+    reader = reward_reader(cfg, level, loss, seed, shape)
     opt = cfg.optim.world_model
     optimizer = torch.optim.Adam(reader.parameters(), lr=opt.lr, eps=opt.eps)
     bins = cfg.world_model.reward_bins
@@ -177,6 +199,7 @@ def probe_encoder(
     test_fraction: float = 0.2,
     seed: int = 0,
     log_every: int = 500,
+    shape: HeadShape = HeadShape(),
 ) -> dict[str, Any]:
     """Final test AUC and history of each loss; ``batch_size`` defaults to the rows of one
     world-model update (replay.batch_size × replay.batch_length)."""
@@ -185,10 +208,13 @@ def probe_encoder(
     unknown = [loss for loss in losses if loss not in LOSSES]
     if unknown or not losses:
         raise ValueError(f"losses {list(losses)}: choose from {list(LOSSES)}")
+    if shape.layers is not None and shape.layers < 0:
+        raise ValueError(f"head layers must be >= 0, got {shape.layers}")
     size = batch_size or cfg.replay.batch_size * cfg.replay.batch_length
     rows = frame_rows(buffer, test_fraction, source)
     histories = {
-        loss: fit_reader(cfg, rows, level, loss, updates, size, seed, log_every) for loss in losses
+        loss: fit_reader(cfg, rows, level, loss, updates, size, seed, log_every, shape)
+        for loss in losses
     }
     return {
         "auc": {loss: history[-1]["auc"] for loss, history in histories.items()},
@@ -205,6 +231,9 @@ def probe_encoder(
             "seed": seed,
             "lr": cfg.optim.world_model.lr,
             "reward_bins": cfg.world_model.reward_bins,
+            "head_layers": cfg.world_model.head_layers if shape.layers is None else shape.layers,
+            "head_units": cfg.world_model.head_units,
+            "output_scale": shape.output_scale,
         },
     }
 

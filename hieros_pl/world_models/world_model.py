@@ -120,7 +120,7 @@ class WorldModel(nn.Module):
         self.encoder, self.decoder = self._build_obs_networks(cfg, self.feature_dim)
         self.dynamics: Dynamics = DYNAMICS[cfg.dynamics](cfg, self.encoder.out_dim, action_dim)
         head = (self.feature_dim, cfg.head_units, cfg.head_layers)
-        self.reward_head = MLP(*head, TWO_HOT_BINS, output_scale=0.0)
+        self.reward_head = MLP(*head, TWO_HOT_BINS, output_scale=cfg.reward_output_scale)
         self.continue_head = MLP(*head, 1, output_scale=1.0)
 
     def _build_obs_networks(

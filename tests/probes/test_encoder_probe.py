@@ -12,7 +12,9 @@ import numpy as np
 import pytest
 
 from hieros_pl.config import Config
+from hieros_pl.probes.cli import ENCODER_LOSSES
 from hieros_pl.probes.encoder import (
+    LOSSES,
     FrameRows,
     batch_rows,
     encoder_reading,
@@ -115,5 +117,16 @@ def test_hieros_probe_encoder_scores_a_real_run(
     assert [entry["update"] for entry in summary["history"]["bce"]] == [20]
     assert summary["probe"]["batch_size"] == 8 * 16 and summary["env_steps"] == 150
     assert result.stderr.strip().splitlines()[-1] == encoder_reading(summary["auc"])
+    assert out.name == "encoder.json" and ENCODER_LOSSES == LOSSES
+    for extra in (["--loss", "bce"], ["--head-layers", "1", "--output-scale", "1"]):
+        named = hieros_probe("encoder", str(run_dir), "--updates", "2", *extra)
+        assert named.returncode == 0, named.stderr
+    written = sorted(path.name for path in (run_dir / "probes").glob("encoder_*.json"))
+    assert written == [
+        "encoder_level0_2updates_bce.json",
+        "encoder_level0_2updates_layers1_outscale1.json",
+    ]
+    wide = json.loads((run_dir / "probes" / written[1]).read_text())["probe"]
+    assert (wide["head_layers"], wide["output_scale"]) == (1, 1.0)
     bad = hieros_probe("encoder", str(run_dir), "--updates", "1", "--loss", "mse")
     assert bad.returncode != 0 and "losses ['mse']: choose from" in bad.stderr

@@ -8,7 +8,7 @@ from collections.abc import Callable
 import pytest
 import torch
 
-from hieros_pl.config import Config, WorldModelConfig
+from hieros_pl.config import Config, ConfigError, WorldModelConfig
 from hieros_pl.data.batch import Batch
 from hieros_pl.nn.distributions import TwoHot
 from hieros_pl.nn.layers import count_parameters
@@ -399,3 +399,19 @@ def test_reward_loss_and_prediction_use_the_configured_bins(
     torch.testing.assert_close(model.reward(feature), TwoHot(logits, bins).mean())
     other = "symlog" if bins == "symexp" else "symexp"
     assert not torch.allclose(model.reward(feature), TwoHot(logits, other).mean())
+
+
+def test_reward_head_starts_at_zero_unless_an_output_scale_is_set(
+    compose_config: ComposeConfig,
+) -> None:
+    paper, _ = tiny_world_model(compose_config, "s5wm")
+    assert (paper.reward_head.head.weight == 0).all() and (paper.reward_head.head.bias == 0).all()
+    torch.manual_seed(0)
+    scaled, _ = tiny_world_model(compose_config, "s5wm", "world_model.reward_output_scale=1.0")
+    weight = scaled.reward_head.head.weight
+    fan_in, fan_out = weight.shape[1], weight.shape[0]
+    limit = (3.0 / ((fan_in + fan_out) / 2)) ** 0.5
+    assert weight.abs().max() <= limit and weight.abs().max() > 0.9 * limit
+    assert (scaled.reward_head.head.bias == 0).all()
+    with pytest.raises(ConfigError, match=r"world_model\.reward_output_scale must be >= 0, got -1"):
+        compose_config("world_model.reward_output_scale=-1")
