@@ -29,32 +29,13 @@ ENCODER_LOSSES = ("twohot", "bce", "balanced")
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="hieros-probe", description=__doc__)
     sub = parser.add_subparsers(dest="probe", required=True)
-    reward = sub.add_parser("reward", help="AUCs of rewarded steps: frames, features, head")
-    reward.add_argument("path", type=Path, help="run dir or checkpoint file")
-    reward.add_argument("--checkpoint", default=None, help="file in RUN_DIR/checkpoints")
-    reward.add_argument("--level", type=int, default=0, help="hierarchy level (default 0)")
+    reward = _subcommand(sub, "reward", "AUCs of rewarded steps: frames, features, head")
     reward.add_argument("--steps", type=int, default=2000, help="training steps of each probe")
-    reward.add_argument("--test-fraction", type=float, default=0.2, help="last part of a stream")
-    reward.add_argument("--seed", type=int, default=0)
-    reward.add_argument("--threads", type=int, default=0, help="torch threads (0: its default)")
-    reward.add_argument("--out", type=Path, default=None, help="JSON file (default: in RUN_DIR)")
-    refit = sub.add_parser("refit", help="reward probe of a fresh world model fit to the replay")
-    refit.add_argument("path", type=Path, help="run dir or checkpoint file")
+    refit = _subcommand(sub, "refit", "reward probe of a fresh world model fit to the replay")
     refit.add_argument("overrides", nargs="*", help="world_model.KEY=VALUE, optim.world_model.…")
-    refit.add_argument("--checkpoint", default=None, help="file in RUN_DIR/checkpoints")
-    refit.add_argument("--level", type=int, default=0, help="hierarchy level (default 0)")
     refit.add_argument("--updates", type=int, default=4000, help="world-model updates")
     refit.add_argument("--steps", type=int, default=2000, help="training steps of each probe")
-    refit.add_argument("--test-fraction", type=float, default=0.2, help="last part of a stream")
-    refit.add_argument("--seed", type=int, default=0)
-    refit.add_argument("--threads", type=int, default=0, help="torch threads (0: its default)")
-    refit.add_argument("--out", type=Path, default=None, help="JSON file (default: in RUN_DIR)")
-    # Overrides may follow options (`refit RUN --threads 1 world_model.x=1`): argparse stops
-    # the positional list at the first option, so the KEY=VALUE words after it come back unknown.
-    encoder = sub.add_parser("encoder", help="can a fresh encoder learn the reward, by which loss")
-    encoder.add_argument("path", type=Path, help="run dir or checkpoint file")
-    encoder.add_argument("--checkpoint", default=None, help="file in RUN_DIR/checkpoints")
-    encoder.add_argument("--level", type=int, default=0, help="hierarchy level (default 0)")
+    encoder = _subcommand(sub, "encoder", "can a fresh encoder learn the reward, by which loss")
     encoder.add_argument("--updates", type=int, default=4000, help="updates of each loss")
     encoder.add_argument(
         "--batch-size", type=int, default=None, help="rows per update (default B x T of the run)"
@@ -68,10 +49,8 @@ def main(argv: list[str] | None = None) -> None:
     encoder.add_argument(
         "--output-scale", type=float, default=0.0, help="output init scale (0: the reward head's)"
     )
-    encoder.add_argument("--test-fraction", type=float, default=0.2, help="last part of a stream")
-    encoder.add_argument("--seed", type=int, default=0)
-    encoder.add_argument("--threads", type=int, default=0, help="torch threads (0: its default)")
-    encoder.add_argument("--out", type=Path, default=None, help="JSON file (default: in RUN_DIR)")
+    # Overrides may follow options (`refit RUN --threads 1 world_model.x=1`): argparse stops
+    # the positional list at the first option, so the KEY=VALUE words after it come back unknown.
     args, unknown = parser.parse_known_args(argv)
     if unknown and args.probe == "refit" and all(_is_override(word) for word in unknown):
         args.overrides += unknown
@@ -79,6 +58,19 @@ def main(argv: list[str] | None = None) -> None:
         parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     with cli_boundary("hieros-probe"):
         {"reward": _probe_reward, "refit": _refit, "encoder": _probe_encoder}[args.probe](args)
+
+
+def _subcommand(sub: Any, name: str, help_text: str) -> argparse.ArgumentParser:
+    """A probe's parser with the options every probe takes."""
+    parser: argparse.ArgumentParser = sub.add_parser(name, help=help_text)
+    parser.add_argument("path", type=Path, help="run dir or checkpoint file")
+    parser.add_argument("--checkpoint", default=None, help="file in RUN_DIR/checkpoints")
+    parser.add_argument("--level", type=int, default=0, help="hierarchy level (default 0)")
+    parser.add_argument("--test-fraction", type=float, default=0.2, help="last part of a stream")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: its default)")
+    parser.add_argument("--out", type=Path, default=None, help="JSON file (default: in RUN_DIR)")
+    return parser
 
 
 def _is_override(word: str) -> bool:
