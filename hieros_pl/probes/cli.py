@@ -17,13 +17,13 @@ import argparse
 import json
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hieros_pl.config import ConfigError
 from hieros_pl.errors import cli_boundary
-
-ENCODER_LOSSES = ("twohot", "bce", "balanced")
-"""hieros_pl.probes.encoder.LOSSES, named here so that parsing does not import torch."""
+from hieros_pl.probes.encoder import LOSSES
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -40,9 +40,7 @@ def main(argv: list[str] | None = None) -> None:
     encoder.add_argument(
         "--batch-size", type=int, default=None, help="rows per update (default B x T of the run)"
     )
-    encoder.add_argument(
-        "--loss", nargs="+", default=list(ENCODER_LOSSES), help="twohot, bce, balanced"
-    )
+    encoder.add_argument("--loss", nargs="+", default=list(LOSSES), help="twohot, bce, balanced")
     encoder.add_argument(
         "--head-layers", type=int, default=None, help="hidden layers (default the run's)"
     )
@@ -103,105 +101,109 @@ def _load(args: argparse.Namespace) -> tuple[Path, Any, Any, Any]:
     return checkpoint, cfg, module, buffer
 
 
+@dataclass
+class Loaded:
+    """What a probe reads: the run's config, module and the level's replay, and the run dir."""
+
+    cfg: Any
+    module: Any
+    buffer: Any
+    source: str
+
+
 def _probe_reward(args: argparse.Namespace) -> None:
     from hieros_pl.probes.reward import probe_reward
 
-    checkpoint, cfg, module, buffer = _load(args)
-    _finish(
-        args,
-        checkpoint,
-        int(module.env_steps),
-        lambda: probe_reward(
-            module.hierarchy.levels[args.level].world_model,
-            buffer,
-            str(checkpoint.parent.parent),
-            cfg.replay.batch_length,
-            steps=args.steps,
+    def compute(run: Loaded) -> dict[str, Any]:
+        world_model = run.module.hierarchy.levels[args.level].world_model
+        length = run.cfg.replay.batch_length
+        return probe_reward(
+            world_model,
+            run.buffer,
+            run.source,
+            length,
+            args.steps,
             test_fraction=args.test_fraction,
             seed=args.seed,
-        ),
-        f"reward_level{args.level}_{int(module.env_steps)}",
-        {},
-    )
+        )
+
+    _run(args, compute, lambda env_steps: f"reward_level{args.level}_{env_steps}")
 
 
 def _refit(args: argparse.Namespace) -> None:
     from hieros_pl.probes.refit import refit_and_probe, refit_config
 
-    checkpoint, cfg, module, buffer = _load(args)
-    refit_cfg = refit_config(cfg, args.overrides)
     tag = "_".join(args.overrides).replace("/", "-") or "as_run"
-    _finish(
-        args,
-        checkpoint,
-        int(module.env_steps),
-        lambda: refit_and_probe(
+
+    def compute(run: Loaded) -> dict[str, Any]:
+        refit_cfg = refit_config(run.cfg, args.overrides)
+        return refit_and_probe(
             refit_cfg,
-            buffer,
+            run.buffer,
             args.level,
-            str(checkpoint.parent.parent),
+            run.source,
             args.updates,
-            probe_steps=args.steps,
-            test_fraction=args.test_fraction,
-            seed=args.seed,
-        ),
-        f"refit_level{args.level}_{args.updates}updates_{tag}",
-        {"overrides": args.overrides},
-    )
+            args.steps,
+            args.test_fraction,
+            args.seed,
+        )
+
+    stem = f"refit_level{args.level}_{args.updates}updates_{tag}"
+    _run(args, compute, lambda _: stem, {"overrides": args.overrides})
 
 
 def _probe_encoder(args: argparse.Namespace) -> None:
     from hieros_pl.probes.encoder import HeadShape, encoder_reading, probe_encoder
 
-    checkpoint, cfg, module, buffer = _load(args)
-    _finish(
-        args,
-        checkpoint,
-        int(module.env_steps),
-        lambda: probe_encoder(
-            cfg,
-            buffer,
+    shape = HeadShape(args.head_layers, args.output_scale)
+
+    def compute(run: Loaded) -> dict[str, Any]:
+        return probe_encoder(
+            run.cfg,
+            run.buffer,
             args.level,
-            str(checkpoint.parent.parent),
+            run.source,
             args.updates,
-            batch_size=args.batch_size,
-            losses=tuple(args.loss),
-            test_fraction=args.test_fraction,
-            seed=args.seed,
-            shape=HeadShape(args.head_layers, args.output_scale),
-        ),
-        f"encoder_level{args.level}_{args.updates}updates{_head_tag(args)}",
-        {},
-        encoder_reading,
-    )
+            args.batch_size,
+            tuple(args.loss),
+            args.test_fraction,
+            args.seed,
+            shape=shape,
+        )
+
+    stem = f"encoder_level{args.level}_{args.updates}updates{_head_tag(args)}"
+    _run(args, compute, lambda _: stem, read=encoder_reading)
 
 
 def _head_tag(args: argparse.Namespace) -> str:
     """File-name part for a subset of the losses or a head other than the reward head's shape."""
-    every = sorted(args.loss) == sorted(ENCODER_LOSSES)
+    every = sorted(args.loss) == sorted(LOSSES)
     losses = "" if every else "_" + "-".join(args.loss)
     layers = "" if args.head_layers is None else f"_layers{args.head_layers}"
     scale = "" if args.output_scale == 0.0 else f"_outscale{args.output_scale:g}"
     return losses + layers + scale
 
 
-def _finish(
+def _run(
     args: argparse.Namespace,
-    checkpoint: Path,
-    env_steps: int,
-    compute: Callable[[], dict[str, Any]],
-    stem: str,
-    extra: dict[str, Any],
+    compute: Callable[[Loaded], dict[str, Any]],
+    stem: Callable[[int], str],
+    extra: dict[str, Any] | None = None,
     read: Callable[[dict[str, Any]], str] | None = None,
 ) -> None:
-    """Run the probe, prefix where it was measured, write ``--out`` or ``probes/<stem>.json``."""
+    """Load the run, run the probe, prefix where it was measured, write ``--out`` or
+    ``probes/<stem>.json``; a ValueError is a one-line exit."""
+    checkpoint, cfg, module, buffer = _load(args)
+    env_steps = int(module.env_steps)
     try:
-        summary = compute()
+        summary = compute(Loaded(cfg, module, buffer, str(checkpoint.parent.parent)))
+    except ConfigError:
+        raise  # the CLI boundary's exit 2 naming the key
     except ValueError as error:
         sys.exit(f"hieros-probe: {error}")
-    header = {"checkpoint": str(checkpoint), "level": args.level, "env_steps": env_steps, **extra}
-    out = args.out or checkpoint.parent.parent / "probes" / f"{stem}.json"
-    _write({**header, **summary}, out, read or reading)
+    header = {"checkpoint": str(checkpoint), "level": args.level, "env_steps": env_steps}
+    out = args.out or checkpoint.parent.parent / "probes" / f"{stem(env_steps)}.json"
+    _write({**header, **(extra or {}), **summary}, out, read or reading)
 
 
 def _write(summary: dict[str, Any], out: Path, read: Callable[[dict[str, Any]], str]) -> None:
