@@ -125,5 +125,8 @@ def test_hieros_probe_encoder_scores_a_real_run(
     ]
     wide = json.loads((run_dir / "probes" / written[1]).read_text())["probe"]
     assert (wide["head_layers"], wide["output_scale"]) == (1, 1.0)
+    for option, value in (("--output-scale", "-1"), ("--head-layers", "-1"), ("--batch-size", "1")):
+        wrong = hieros_probe("encoder", str(run_dir), "--updates", "1", option, value)
+        assert wrong.returncode != 0 and f"{option} must be >= " in wrong.stderr, wrong.stderr
     bad = hieros_probe("encoder", str(run_dir), "--updates", "1", "--loss", "mse")
     assert bad.returncode != 0 and "losses ['mse']: choose from" in bad.stderr
