@@ -131,7 +131,7 @@ def loss_of(reader: RewardReader, loss: str, obs: Tensor, reward: Tensor, bins: 
 
 
 @torch.no_grad()
-def test_auc(reader: RewardReader, rows: FrameRows, loss: str, bins: str) -> float:
+def held_out_auc(reader: RewardReader, rows: FrameRows, loss: str, bins: str) -> float:
     """AUC of "r_t ≠ 0" on the held-out rows: the logit, or |E[r̂]| of the two-hot head."""
     reader.eval()
     test = np.flatnonzero(rows.is_test)
@@ -182,7 +182,7 @@ def fit_reader(
         optimizer.step()
         losses.append(float(value.detach()))
         if update % log_every == 0 or update == updates:
-            auc_now = test_auc(reader, rows, loss, bins)
+            auc_now = held_out_auc(reader, rows, loss, bins)
             history.append({"update": update, "loss": float(np.mean(losses)), "auc": auc_now})
             losses = []
     return history
