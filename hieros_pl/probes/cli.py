@@ -30,13 +30,13 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="hieros-probe", description=__doc__)
     sub = parser.add_subparsers(dest="probe", required=True)
     reward = _subcommand(sub, "reward", "AUCs of rewarded steps: frames, features, head")
-    reward.add_argument("--steps", type=int, default=2000, help="training steps of each probe")
+    reward.add_argument("--steps", type=count, default=2000, help="training steps of each probe")
     refit = _subcommand(sub, "refit", "reward probe of a fresh world model fit to the replay")
     refit.add_argument("overrides", nargs="*", help="world_model.KEY=VALUE, optim.world_model.…")
-    refit.add_argument("--updates", type=int, default=4000, help="world-model updates")
-    refit.add_argument("--steps", type=int, default=2000, help="training steps of each probe")
+    refit.add_argument("--updates", type=count, default=4000, help="world-model updates")
+    refit.add_argument("--steps", type=count, default=2000, help="training steps of each probe")
     encoder = _subcommand(sub, "encoder", "can a fresh encoder learn the reward, by which loss")
-    encoder.add_argument("--updates", type=int, default=4000, help="updates of each loss")
+    encoder.add_argument("--updates", type=count, default=4000, help="updates of each loss")
     encoder.add_argument(
         "--batch-size", type=int, default=None, help="rows per update (default B x T of the run)"
     )
@@ -71,6 +71,14 @@ def _subcommand(sub: Any, name: str, help_text: str) -> argparse.ArgumentParser:
     return parser
 
 
+def count(text: str) -> int:
+    """An argparse type: an integer >= 1 (the option is named in argparse's error)."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
 def _is_override(word: str) -> bool:
     """A KEY=VALUE word, not an option."""
     return "=" in word and not word.startswith("-")
@@ -83,8 +91,6 @@ def _load(args: argparse.Namespace) -> tuple[Path, Any, Any, Any]:
     from hieros_pl.builders import load_replay
     from hieros_pl.evaluate import checkpoint_path, load_run
 
-    if getattr(args, "steps", 1) < 1:
-        sys.exit(f"hieros-probe: --steps must be >= 1, got {args.steps}")
     if args.threads > 0:
         torch.set_num_threads(args.threads)
     try:

@@ -31,7 +31,7 @@ from torch import Tensor, nn
 from hieros_pl.config import Config
 from hieros_pl.nn.distributions import TWO_HOT_BINS, TwoHot
 from hieros_pl.nn.layers import MLP
-from hieros_pl.probes.reward import auc, test_start
+from hieros_pl.probes.reward import TrainingRows, auc, check_classes, split_counts, test_start
 from hieros_pl.replay.buffer import SequenceBuffer
 
 LOSSES = ("twohot", "bce", "balanced")
@@ -62,13 +62,7 @@ def frame_rows(buffer: SequenceBuffer, test_fraction: float, source: str) -> Fra
         reward.append(stream["reward"].astype(np.float32))
         is_test.append(np.arange(n) >= test_start(n, test_fraction))
     rows = FrameRows(np.concatenate(obs), np.concatenate(reward), np.concatenate(is_test))
-    for part, mask in (("training", ~rows.is_test), ("test", rows.is_test)):
-        count, total = int(rows.rewarded[mask].sum()), int(mask.sum())
-        if count == 0 or count == total:
-            raise ValueError(
-                f"{source}: the {part} part of the replay holds {count} rewarded rows of "
-                f"{total}; the encoder probe needs both rewarded and unrewarded rows in each part"
-            )
+    check_classes(rows.rewarded, rows.is_test, source, "encoder probe")
     return rows
 
 
@@ -143,17 +137,6 @@ def held_out_auc(reader: RewardReader, rows: FrameRows, loss: str, bins: str) ->
     return auc(torch.cat(scores), rows.rewarded[test])
 
 
-def batch_rows(rows: FrameRows, loss: str, size: int, generator: np.random.Generator) -> np.ndarray:
-    """Training row indices: uniform, or half rewarded for ``balanced``."""
-    train = np.flatnonzero(~rows.is_test)
-    if loss != "balanced":
-        return generator.choice(train, size)
-    rewarded = rows.rewarded[train]
-    half = size // 2
-    positives = generator.choice(train[rewarded], half)
-    return np.concatenate([positives, generator.choice(train[~rewarded], size - half)])
-
-
 def fit_reader(
     cfg: Config,
     rows: FrameRows,
@@ -171,9 +154,10 @@ def fit_reader(
     optimizer = torch.optim.Adam(reader.parameters(), lr=opt.lr, eps=opt.eps)
     bins = cfg.world_model.reward_bins
     generator = np.random.default_rng(seed)
+    pools = TrainingRows.of(rows.rewarded, rows.is_test)
     history, losses = [], []
     for update in range(1, updates + 1):
-        batch = batch_rows(rows, loss, batch_size, generator)
+        batch = pools.draw(batch_size, loss == "balanced", generator)
         obs, reward = torch.as_tensor(rows.obs[batch]), torch.as_tensor(rows.reward[batch])
         value = loss_of(reader, loss, obs, reward, bins)
         optimizer.zero_grad(set_to_none=True)
@@ -223,11 +207,7 @@ def probe_encoder(
     return {
         "auc": {loss: history[-1]["auc"] for loss, history in histories.items()},
         "history": histories,
-        "rows": {"train": int((~rows.is_test).sum()), "test": int(rows.is_test.sum())},
-        "rewarded_fraction": {
-            "train": float(rows.rewarded[~rows.is_test].mean()),
-            "test": float(rows.rewarded[rows.is_test].mean()),
-        },
+        **split_counts(rows.rewarded, rows.is_test),
         "probe": {
             "updates": updates,
             "batch_size": size,

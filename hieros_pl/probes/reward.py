@@ -158,6 +158,30 @@ def feature_detector(feature_dim: int) -> nn.Module:
     return nn.Sequential(nn.Linear(feature_dim, 256), nn.SiLU(), nn.Linear(256, 1))
 
 
+@dataclass
+class TrainingRows:
+    """Index pools of the rows a detector trains on, computed once: every training row, and the
+    rewarded and unrewarded ones among them."""
+
+    every: np.ndarray  # [n] int64
+    positives: np.ndarray  # [p] int64
+    negatives: np.ndarray  # [n - p] int64
+
+    @classmethod
+    def of(cls, rewarded: np.ndarray, is_test: np.ndarray) -> TrainingRows:
+        # rewarded, is_test: [M] bool
+        train = np.flatnonzero(~is_test)
+        return cls(train, train[rewarded[train]], train[~rewarded[train]])
+
+    def draw(self, size: int, balanced: bool, generator: np.random.Generator) -> np.ndarray:
+        """``size`` row indices: uniform over the training rows, or half rewarded (balanced)."""
+        if not balanced:
+            return generator.choice(self.every, size)
+        half = size // 2
+        positives = generator.choice(self.positives, half)
+        return np.concatenate([positives, generator.choice(self.negatives, size - half)])
+
+
 def train_and_score(
     detector: nn.Module,
     inputs: Callable[[np.ndarray], Tensor],
@@ -168,16 +192,12 @@ def train_and_score(
 ) -> float:
     """Train ``detector`` on the training rows (balanced batches); its test AUC."""
     rewarded = rows.rewarded
-    train = np.flatnonzero(~rows.is_test)
-    positives, negatives = train[rewarded[train]], train[~rewarded[train]]
+    pools = TrainingRows.of(rewarded, rows.is_test)
     generator = np.random.default_rng(seed)
     optimizer = torch.optim.Adam(detector.parameters(), lr=3e-4)
-    half = batch_size // 2
     detector.train()
     for _ in range(steps):
-        batch = np.concatenate(
-            [generator.choice(positives, half), generator.choice(negatives, batch_size - half)]
-        )
+        batch = pools.draw(batch_size, True, generator)
         target = torch.as_tensor(rewarded[batch], dtype=torch.float32)
         loss = nn.functional.binary_cross_entropy_with_logits(detector(inputs(batch))[:, 0], target)
         optimizer.zero_grad(set_to_none=True)
@@ -210,16 +230,28 @@ def head_means(rows: ProbeRows) -> dict[str, dict[str, float]]:
     return means
 
 
-def check_classes(rows: ProbeRows, source: str) -> None:
+def check_classes(rewarded: np.ndarray, is_test: np.ndarray, source: str, probe: str) -> None:
     """Both parts need rewarded and unrewarded rows, or no AUC exists."""
-    rewarded = rows.rewarded
-    for part, mask in (("training", ~rows.is_test), ("test", rows.is_test)):
+    # rewarded, is_test: [M] bool
+    for part, mask in (("training", ~is_test), ("test", is_test)):
         count, total = int(rewarded[mask].sum()), int(mask.sum())
         if count == 0 or count == total:
             raise ValueError(
                 f"{source}: the {part} part of the replay holds {count} rewarded rows of {total}; "
-                "the reward probe needs both rewarded (r != 0) and unrewarded rows in each part"
+                f"the {probe} needs both rewarded (r != 0) and unrewarded rows in each part"
             )
+
+
+def split_counts(rewarded: np.ndarray, is_test: np.ndarray) -> dict[str, dict[str, Any]]:
+    """Rows and rewarded fraction of the training and test parts, for a probe's JSON."""
+    # rewarded, is_test: [M] bool
+    return {
+        "rows": {"train": int((~is_test).sum()), "test": int(is_test.sum())},
+        "rewarded_fraction": {
+            "train": float(rewarded[~is_test].mean()),
+            "test": float(rewarded[is_test].mean()),
+        },
+    }
 
 
 def probe_reward(
@@ -237,7 +269,7 @@ def probe_reward(
         raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction}")
     world_model.eval()
     rows = collect_rows(world_model, buffer, chunk_length, test_fraction)
-    check_classes(rows, source)
+    check_classes(rows.rewarded, rows.is_test, source, "reward probe")
     torch.manual_seed(seed)
     test = torch.as_tensor(rows.is_test)
     frames = train_and_score(
@@ -265,11 +297,7 @@ def probe_reward(
         "head_reward_corr": float(correlation(rows.predicted[test], rows.reward[test])),
         "head_mean": head_means(rows),
         "feature_dim": int(rows.feature.shape[1]),
-        "rows": {"train": int((~rows.is_test).sum()), "test": int(rows.is_test.sum())},
-        "rewarded_fraction": {
-            "train": float(rows.rewarded[~rows.is_test].mean()),
-            "test": float(rows.rewarded[rows.is_test].mean()),
-        },
+        **split_counts(rows.rewarded, rows.is_test),
         "probe": {
             "steps": steps,
             "batch_size": batch_size,

@@ -14,12 +14,12 @@ import pytest
 from hieros_pl.config import Config
 from hieros_pl.probes.encoder import (
     FrameRows,
-    batch_rows,
     encoder_reading,
     fit_reader,
     frame_rows,
     reward_reader,
 )
+from hieros_pl.probes.reward import TrainingRows
 from hieros_pl.replay.buffer import SequenceBuffer
 from tests.conftest import compose
 from tests.probes.conftest import hieros_probe
@@ -69,13 +69,14 @@ def test_every_loss_starts_from_the_same_encoder(catch_cfg: Config) -> None:
 
 def test_batches_come_from_the_training_part_and_balanced_ones_are_half_rewarded() -> None:
     rows = square_rows(True)
+    pools = TrainingRows.of(rows.rewarded, rows.is_test)
     generator = np.random.default_rng(1)
-    for loss in ("bce", "balanced"):
-        batch = batch_rows(rows, loss, 64, generator)
+    for balanced in (False, True):
+        batch = pools.draw(64, balanced, generator)
         assert len(batch) == 64 and not rows.is_test[batch].any()
-    balanced = batch_rows(rows, "balanced", 64, generator)
-    assert rows.rewarded[balanced].sum() == 32
-    natural = np.concatenate([batch_rows(rows, "bce", 64, generator) for _ in range(50)])
+    balanced_batch = pools.draw(64, True, generator)
+    assert rows.rewarded[balanced_batch].sum() == 32
+    natural = np.concatenate([pools.draw(64, False, generator) for _ in range(50)])
     assert 0.05 < rows.rewarded[natural].mean() < 0.15
 
 

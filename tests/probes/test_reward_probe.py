@@ -115,7 +115,7 @@ def test_a_replay_without_rewards_in_a_part_is_a_clear_error() -> None:
     rows = synthetic_rows(True)
     rows.reward[torch.as_tensor(rows.is_test)] = 0.0
     with pytest.raises(ValueError, match=r"runs/x: the test part .* holds 0 rewarded rows of 240"):
-        check_classes(rows, "runs/x")
+        check_classes(rows.rewarded, rows.is_test, "runs/x", "reward probe")
 
 
 def test_a_stream_is_observed_in_fresh_chunks_like_training_sequences() -> None:
@@ -189,6 +189,13 @@ def test_hieros_probe_errors_name_the_file_and_the_level(
     assert missing.returncode != 0 and "no checkpoint at" in missing.stderr
     assert "Traceback" not in missing.stderr
     _, run_dir = trained
+    for command, option in (
+        ("reward", "--steps"),
+        ("refit", "--updates"),
+        ("encoder", "--updates"),
+    ):
+        zero = hieros_probe(command, str(run_dir), option, "0")
+        assert zero.returncode == 2 and f"argument {option}: must be >= 1, got 0" in zero.stderr
     level = hieros_probe("reward", str(run_dir), "--level", "2", "--steps", "1")
     assert level.returncode != 0 and "--level 2: the run has levels 0-0" in level.stderr
 
