@@ -29,6 +29,12 @@ class EnvError(RunError):
     """The environment cannot be built: unknown id, missing dependency, unsupported space."""
 
 
+class ProbeError(RunError, ValueError):
+    """A probe cannot run on this run or with these options: a level without its own world
+    model, a replay without rewarded rows in a part, an out-of-range option. A ValueError too,
+    so library callers of the probe functions catch it as bad input."""
+
+
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
 """Exit codes: 2 for configuration and usage errors, 1 for the rest."""

@@ -21,8 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hieros_pl.config import ConfigError
-from hieros_pl.errors import cli_boundary
+from hieros_pl.errors import ProbeError, cli_boundary
 from hieros_pl.probes.encoder import LOSSES
 
 
@@ -93,17 +92,14 @@ def _load(args: argparse.Namespace) -> tuple[Path, Any, Any, Any]:
 
     if args.threads > 0:
         torch.set_num_threads(args.threads)
-    try:
-        checkpoint = checkpoint_path(args.path, args.checkpoint)
-        cfg, module = load_run(checkpoint)
-        levels = module.hierarchy.levels
-        if not 0 <= args.level < len(levels):
-            raise ValueError(f"--level {args.level}: the run has levels 0-{len(levels) - 1}")
-        if not levels[args.level].owns_world_model:
-            raise ValueError(f"--level {args.level} shares level 0's world model: probe level 0")
-        buffer = load_replay(cfg, module, checkpoint).buffers[args.level]
-    except (FileNotFoundError, ValueError) as error:
-        sys.exit(f"hieros-probe: {error}")
+    checkpoint = checkpoint_path(args.path, args.checkpoint)
+    cfg, module = load_run(checkpoint)
+    levels = module.hierarchy.levels
+    if not 0 <= args.level < len(levels):
+        raise ProbeError(f"--level {args.level}: the run has levels 0-{len(levels) - 1}")
+    if not levels[args.level].owns_world_model:
+        raise ProbeError(f"--level {args.level} shares level 0's world model: probe level 0")
+    buffer = load_replay(cfg, module, checkpoint).buffers[args.level]
     return checkpoint, cfg, module, buffer
 
 
@@ -198,15 +194,10 @@ def _run(
     read: Callable[[dict[str, Any]], str] | None = None,
 ) -> None:
     """Load the run, run the probe, prefix where it was measured, write ``--out`` or
-    ``probes/<stem>.json``; a ValueError is a one-line exit."""
+    ``probes/<stem>.json``. A ProbeError or ConfigError ends at the CLI boundary as one line."""
     checkpoint, cfg, module, buffer = _load(args)
     env_steps = int(module.env_steps)
-    try:
-        summary = compute(Loaded(cfg, module, buffer, str(checkpoint.parent.parent)))
-    except ConfigError:
-        raise  # the CLI boundary's exit 2 naming the key
-    except ValueError as error:
-        sys.exit(f"hieros-probe: {error}")
+    summary = compute(Loaded(cfg, module, buffer, str(checkpoint.parent.parent)))
     header = {"checkpoint": str(checkpoint), "level": args.level, "env_steps": env_steps}
     out = args.out or checkpoint.parent.parent / "probes" / f"{stem(env_steps)}.json"
     _write({**header, **(extra or {}), **summary}, out, read or reading)

@@ -29,6 +29,7 @@ import torch
 from torch import Tensor, nn
 
 from hieros_pl.config import Config
+from hieros_pl.errors import ProbeError
 from hieros_pl.nn.distributions import TWO_HOT_BINS, TwoHot
 from hieros_pl.nn.layers import MLP
 from hieros_pl.probes.reward import TrainingRows, auc, check_classes, split_counts, test_start
@@ -53,7 +54,7 @@ class FrameRows:
 def frame_rows(buffer: SequenceBuffer, test_fraction: float, source: str) -> FrameRows:
     """The replay's rows split per stream; both parts need rewarded and unrewarded rows."""
     if not 0.0 < test_fraction < 1.0:
-        raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction}")
+        raise ProbeError(f"test_fraction must be in (0, 1), got {test_fraction}")
     obs, reward, is_test = [], [], []
     for env in range(buffer.num_envs):
         stream = buffer.stream(env)
@@ -188,16 +189,16 @@ def probe_encoder(
     """Final test AUC and history of each loss; ``batch_size`` defaults to the rows of one
     world-model update (replay.batch_size × replay.batch_length)."""
     if updates < 1:
-        raise ValueError(f"updates must be >= 1, got {updates}")
+        raise ProbeError(f"updates must be >= 1, got {updates}")
     unknown = [loss for loss in losses if loss not in LOSSES]
     if unknown or not losses:
-        raise ValueError(f"losses {list(losses)}: choose from {list(LOSSES)}")
+        raise ProbeError(f"losses {list(losses)}: choose from {list(LOSSES)}")
     if shape.layers is not None and shape.layers < 0:
-        raise ValueError(f"--head-layers must be >= 0, got {shape.layers}")
+        raise ProbeError(f"--head-layers must be >= 0, got {shape.layers}")
     if shape.output_scale < 0:
-        raise ValueError(f"--output-scale must be >= 0, got {shape.output_scale}")
+        raise ProbeError(f"--output-scale must be >= 0, got {shape.output_scale}")
     if batch_size is not None and batch_size < 2:
-        raise ValueError(f"--batch-size must be >= 2 (half of it rewarded rows), got {batch_size}")
+        raise ProbeError(f"--batch-size must be >= 2 (half of it rewarded rows), got {batch_size}")
     size = batch_size or cfg.replay.batch_size * cfg.replay.batch_length
     rows = frame_rows(buffer, test_fraction, source)
     histories = {

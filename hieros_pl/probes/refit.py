@@ -20,6 +20,7 @@ from omegaconf import OmegaConf
 
 from hieros_pl.config import Config, ConfigError, to_config
 from hieros_pl.data.batch import Batch
+from hieros_pl.errors import ProbeError
 from hieros_pl.probes.reward import probe_reward, test_start
 from hieros_pl.replay.buffer import SequenceBuffer, SequenceKeys
 
@@ -52,7 +53,7 @@ def training_batches(
     ends = np.array([test_start(int(n), test_fraction) for n in stored])
     usable = np.flatnonzero(ends >= length)
     if len(usable) == 0:
-        raise ValueError(
+        raise ProbeError(
             f"no replay stream has {length} rows (replay.batch_length) before its test part"
         )
     weights = (ends[usable] - length + 1).astype(np.float64)
@@ -79,12 +80,12 @@ def refit_and_probe(
     from hieros_pl.builders import build_module
 
     if updates < 1:
-        raise ValueError(f"updates must be >= 1, got {updates}")
+        raise ProbeError(f"updates must be >= 1, got {updates}")
     torch.manual_seed(seed)
     module = build_module(cfg)
     subactor = module.hierarchy.levels[level]
     if not subactor.owns_world_model:
-        raise ValueError(f"level {level} shares level 0's world model: refit level 0")
+        raise ProbeError(f"level {level} shares level 0's world model: refit level 0")
     names = module.optimizer_names
     optimizers = dict(zip(names, module.configure_optimizers(), strict=True))
     batches = training_batches(buffer, cfg.replay.batch_size, test_fraction, seed)

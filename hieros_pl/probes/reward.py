@@ -23,6 +23,7 @@ import torch
 from torch import Tensor, nn
 from torchmetrics.functional.classification import binary_auroc
 
+from hieros_pl.errors import ProbeError
 from hieros_pl.nn.symlog import symlog
 from hieros_pl.replay.buffer import SequenceBuffer
 from hieros_pl.world_models.world_model import WorldModel, correlation
@@ -70,7 +71,7 @@ def collect_rows(
         is_test.append(keep >= test_start(n, test_fraction))
         offset += n
     if not rows:
-        raise ValueError("the replay holds no stream of two or more rows")
+        raise ProbeError("the replay holds no stream of two or more rows")
     return ProbeRows(
         obs=np.concatenate(obs),
         rows=np.concatenate(rows),
@@ -236,7 +237,7 @@ def check_classes(rewarded: np.ndarray, is_test: np.ndarray, source: str, probe:
     for part, mask in (("training", ~is_test), ("test", is_test)):
         count, total = int(rewarded[mask].sum()), int(mask.sum())
         if count == 0 or count == total:
-            raise ValueError(
+            raise ProbeError(
                 f"{source}: the {part} part of the replay holds {count} rewarded rows of {total}; "
                 f"the {probe} needs both rewarded (r != 0) and unrewarded rows in each part"
             )
@@ -266,7 +267,7 @@ def probe_reward(
 ) -> dict[str, Any]:
     """The three AUCs and the head's reward correlation on the test rows, with row counts."""
     if not 0.0 < test_fraction < 1.0:
-        raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction}")
+        raise ProbeError(f"test_fraction must be in (0, 1), got {test_fraction}")
     world_model.eval()
     rows = collect_rows(world_model, buffer, chunk_length, test_fraction)
     check_classes(rows.rewarded, rows.is_test, source, "reward probe")

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from hieros_pl.config import Config
+from hieros_pl.errors import ProbeError
 from hieros_pl.probes.encoder import (
     FrameRows,
     encoder_reading,
@@ -98,7 +99,7 @@ def test_rows_are_split_per_stream_and_a_part_without_rewards_is_an_error() -> N
     assert rows.obs[rows.is_test, 0].tolist() == [8, 9, 108, 109]
     assert rows.rewarded.tolist() == [i in (2, 7, 13, 18) for i in range(20)]
     with pytest.raises(
-        ValueError, match=r"run: the test part of the replay holds 0 rewarded rows of 2"
+        ProbeError, match=r"run: the test part of the replay holds 0 rewarded rows of 2"
     ):
         frame_rows(buffer, 0.1, "run")  # held out: rows 9 and 109, neither rewarded
 
@@ -128,6 +129,7 @@ def test_hieros_probe_encoder_scores_a_real_run(
     assert (wide["head_layers"], wide["output_scale"]) == (1, 1.0)
     for option, value in (("--output-scale", "-1"), ("--head-layers", "-1"), ("--batch-size", "1")):
         wrong = hieros_probe("encoder", str(run_dir), "--updates", "1", option, value)
-        assert wrong.returncode != 0 and f"{option} must be >= " in wrong.stderr, wrong.stderr
+        assert wrong.returncode == 1 and f"{option} must be >= " in wrong.stderr, wrong.stderr
+        assert "Traceback" not in wrong.stderr
     bad = hieros_probe("encoder", str(run_dir), "--updates", "1", "--loss", "mse")
-    assert bad.returncode != 0 and "losses ['mse']: choose from" in bad.stderr
+    assert bad.returncode == 1 and "hieros-probe: losses ['mse']: choose from" in bad.stderr

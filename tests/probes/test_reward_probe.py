@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from hieros_pl.config import Config, ConfigError
+from hieros_pl.errors import ProbeError
 from hieros_pl.probes.cli import reading
 from hieros_pl.probes.refit import refit_config, training_batches
 from hieros_pl.probes.reward import (
@@ -114,7 +115,7 @@ def test_the_reading_names_where_the_reward_is_lost(
 def test_a_replay_without_rewards_in_a_part_is_a_clear_error() -> None:
     rows = synthetic_rows(True)
     rows.reward[torch.as_tensor(rows.is_test)] = 0.0
-    with pytest.raises(ValueError, match=r"runs/x: the test part .* holds 0 rewarded rows of 240"):
+    with pytest.raises(ProbeError, match=r"runs/x: the test part .* holds 0 rewarded rows of 240"):
         check_classes(rows.rewarded, rows.is_test, "runs/x", "reward probe")
 
 
@@ -197,7 +198,8 @@ def test_hieros_probe_errors_name_the_file_and_the_level(
         zero = hieros_probe(command, str(run_dir), option, "0")
         assert zero.returncode == 2 and f"argument {option}: must be >= 1, got 0" in zero.stderr
     level = hieros_probe("reward", str(run_dir), "--level", "2", "--steps", "1")
-    assert level.returncode != 0 and "--level 2: the run has levels 0-0" in level.stderr
+    assert level.returncode == 1, level.stderr
+    assert level.stderr.strip() == "hieros-probe: --level 2: the run has levels 0-0"
 
 
 def test_refit_batches_come_from_the_training_part_only() -> None:
