@@ -37,14 +37,20 @@ def main(argv: list[str] | None = None) -> None:
     encoder = _subcommand(sub, "encoder", "can a fresh encoder learn the reward, by which loss")
     encoder.add_argument("--updates", type=count, default=4000, help="updates of each loss")
     encoder.add_argument(
-        "--batch-size", type=int, default=None, help="rows per update (default B x T of the run)"
+        "--batch-size",
+        type=at_least(2),
+        default=None,
+        help="rows per update (default B x T of the run)",
     )
-    encoder.add_argument("--loss", nargs="+", default=list(LOSSES), help="twohot, bce, balanced")
+    encoder.add_argument("--loss", nargs="+", choices=LOSSES, default=list(LOSSES))
     encoder.add_argument(
-        "--head-layers", type=int, default=None, help="hidden layers (default the run's)"
+        "--head-layers", type=at_least(0), default=None, help="hidden layers (default the run's)"
     )
     encoder.add_argument(
-        "--output-scale", type=float, default=0.0, help="output init scale (0: the reward head's)"
+        "--output-scale",
+        type=at_least(0, float),
+        default=0.0,
+        help="output init scale (0: the reward head's)",
     )
     # Overrides may follow options (`refit RUN --threads 1 world_model.x=1`): argparse stops
     # the positional list at the first option, so the KEY=VALUE words after it come back unknown.
@@ -63,19 +69,36 @@ def _subcommand(sub: Any, name: str, help_text: str) -> argparse.ArgumentParser:
     parser.add_argument("path", type=Path, help="run dir or checkpoint file")
     parser.add_argument("--checkpoint", default=None, help="file in RUN_DIR/checkpoints")
     parser.add_argument("--level", type=int, default=0, help="hierarchy level (default 0)")
-    parser.add_argument("--test-fraction", type=float, default=0.2, help="last part of a stream")
+    parser.add_argument("--test-fraction", type=fraction, default=0.2, help="last part of a stream")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: its default)")
     parser.add_argument("--out", type=Path, default=None, help="JSON file (default: in RUN_DIR)")
     return parser
 
 
-def count(text: str) -> int:
-    """An argparse type: an integer >= 1 (the option is named in argparse's error)."""
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+def at_least(minimum: float, kind: type[int] | type[float] = int) -> Callable[[str], Any]:
+    """An argparse type: a ``kind`` >= ``minimum``. Checked at parse time, before the run is
+    loaded; argparse's error names the option (exit 2)."""
+
+    def parse(text: str) -> Any:
+        value = kind(text)
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be >= {minimum:g}, got {value:g}")
+        return value
+
+    parse.__name__ = kind.__name__  # argparse's "invalid int value: 'x'"
+    return parse
+
+
+def fraction(text: str) -> float:
+    """An argparse type: a float in the open interval (0, 1)."""
+    value = float(text)
+    if not 0.0 < value < 1.0:
+        raise argparse.ArgumentTypeError(f"must be in (0, 1), got {value:g}")
     return value
+
+
+count = at_least(1)
 
 
 def _is_override(word: str) -> bool:

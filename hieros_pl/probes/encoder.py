@@ -194,11 +194,11 @@ def probe_encoder(
     if unknown or not losses:
         raise ProbeError(f"losses {list(losses)}: choose from {list(LOSSES)}")
     if shape.layers is not None and shape.layers < 0:
-        raise ProbeError(f"--head-layers must be >= 0, got {shape.layers}")
+        raise ProbeError(f"head layers must be >= 0, got {shape.layers}")
     if shape.output_scale < 0:
-        raise ProbeError(f"--output-scale must be >= 0, got {shape.output_scale}")
+        raise ProbeError(f"output_scale must be >= 0, got {shape.output_scale}")
     if batch_size is not None and batch_size < 2:
-        raise ProbeError(f"--batch-size must be >= 2 (half of it rewarded rows), got {batch_size}")
+        raise ProbeError(f"batch_size must be >= 2 (half of it rewarded rows), got {batch_size}")
     size = batch_size or cfg.replay.batch_size * cfg.replay.batch_length
     rows = frame_rows(buffer, test_fraction, source)
     histories = {

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 import numpy as np
 import pytest
@@ -15,9 +15,11 @@ from hieros_pl.config import Config
 from hieros_pl.errors import ProbeError
 from hieros_pl.probes.encoder import (
     FrameRows,
+    HeadShape,
     encoder_reading,
     fit_reader,
     frame_rows,
+    probe_encoder,
     reward_reader,
 )
 from hieros_pl.probes.reward import TrainingRows
@@ -57,6 +59,23 @@ def test_a_fresh_encoder_learns_a_visible_reward_and_not_a_hidden_one(
     visible, hidden = final_auc(True), final_auc(False)
     assert visible > 0.9, visible
     assert 0.35 < hidden < 0.65, hidden
+
+
+@pytest.mark.parametrize(
+    ("options", "error"),
+    [
+        ({"shape": HeadShape(layers=-1)}, r"head layers must be >= 0, got -1"),
+        ({"shape": HeadShape(output_scale=-0.5)}, r"output_scale must be >= 0, got -0.5"),
+        ({"batch_size": 1}, r"batch_size must be >= 2 \(half of it rewarded rows\), got 1"),
+        ({"losses": ("mse",)}, r"losses \['mse'\]: choose from"),
+    ],
+)
+def test_probe_encoder_rejects_bad_options_before_reading_the_replay(
+    catch_cfg: Config, options: dict[str, Any], error: str
+) -> None:
+    # buffer=None: the options are checked before the replay is read
+    with pytest.raises(ProbeError, match=error):
+        probe_encoder(catch_cfg, None, 0, "run", 1, **options)  # type: ignore[arg-type]
 
 
 def test_every_loss_starts_from_the_same_encoder(catch_cfg: Config) -> None:
@@ -127,9 +146,14 @@ def test_hieros_probe_encoder_scores_a_real_run(
     ]
     wide = json.loads((run_dir / "probes" / written[1]).read_text())["probe"]
     assert (wide["head_layers"], wide["output_scale"]) == (1, 1.0)
-    for option, value in (("--output-scale", "-1"), ("--head-layers", "-1"), ("--batch-size", "1")):
+    for option, value, rule in (
+        ("--output-scale", "-1", "must be >= 0, got -1"),
+        ("--head-layers", "-1", "must be >= 0, got -1"),
+        ("--batch-size", "1", "must be >= 2, got 1"),
+        ("--test-fraction", "1", "must be in (0, 1), got 1"),
+    ):
         wrong = hieros_probe("encoder", str(run_dir), "--updates", "1", option, value)
-        assert wrong.returncode == 1 and f"{option} must be >= " in wrong.stderr, wrong.stderr
+        assert wrong.returncode == 2 and f"argument {option}: {rule}" in wrong.stderr, wrong.stderr
         assert "Traceback" not in wrong.stderr
     bad = hieros_probe("encoder", str(run_dir), "--updates", "1", "--loss", "mse")
-    assert bad.returncode == 1 and "hieros-probe: losses ['mse']: choose from" in bad.stderr
+    assert bad.returncode == 2 and "argument --loss: invalid choice: 'mse'" in bad.stderr
