@@ -333,6 +333,18 @@ def hydra_output_dir(overrides: list[str], multirun: bool) -> Path | None:
     return Path(str(directory))
 
 
+def with_run_dir_as_hydra_dir(argv: list[str]) -> list[str]:
+    """``argv`` plus ``hydra.run.dir=<dir>`` when a single run names its ``run_dir`` and not
+    Hydra's, so that Hydra creates that directory instead of an unused, empty
+    ``runs/<name>/seed<seed>`` below the working directory. Multiruns keep their sweep dirs."""
+    if any(arg in ("-m", "--multirun") for arg in argv):
+        return argv
+    keys = {arg.split("=", 1)[0].lstrip("+"): arg for arg in argv if "=" in arg}
+    if "run_dir" not in keys or "hydra.run.dir" in keys:
+        return argv
+    return [*argv, "hydra.run.dir=" + keys["run_dir"].split("=", 1)[1]]
+
+
 HYDRA_ONLY_FLAGS = (
     "help",
     "hydra_help",
@@ -383,6 +395,7 @@ def main() -> None:
     import hydra
 
     register_configs()
+    sys.argv[1:] = with_run_dir_as_hydra_dir(sys.argv[1:])
     with cli_boundary("hieros-train"):
         preflight(sys.argv[1:])
     hydra.main(config_path=str(CONF_DIR), config_name="train", version_base="1.3")(_hydra_entry)()

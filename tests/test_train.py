@@ -20,7 +20,7 @@ from hieros_pl.builders import load_run_config, replay_seed, save_run_config
 from hieros_pl.config import ConfigError, run_seed
 from hieros_pl.module import HierosModule, NonFiniteLossError
 from hieros_pl.preemption import Preempted
-from hieros_pl.train import run
+from hieros_pl.train import run, with_run_dir_as_hydra_dir
 from hieros_pl.world_models.world_model import WorldModel
 from tests.conftest import compose
 
@@ -237,3 +237,31 @@ def test_cli_trains_with_symexp_two_hot_bins_and_names_a_bad_one(tmp_path: Path)
         env=env,
     )
     assert bad.returncode != 0 and "world_model.reward_bins" in bad.stderr
+
+
+def test_cli_run_dir_is_the_only_directory_a_run_creates(tmp_path: Path) -> None:
+    """``run_dir=run`` (relative to the working directory) is where Hydra and the run write;
+    no empty ``runs/<name>/seed<seed>`` of Hydra's default is left beside it."""
+    workdir = tmp_path / "workdir"
+    workdir.mkdir()
+    command = [sys.executable, "-m", "hieros_pl.train", *FAST, "hierarchy=depth1"]
+    command += ["env_steps=40", "run_dir=run"]
+    env = {**os.environ, "WANDB_MODE": "offline"}
+    done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=workdir)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert sorted(path.name for path in workdir.iterdir()) == ["run"]
+    assert load_run_config(workdir / "run").env_steps == 40
+
+
+@pytest.mark.parametrize(
+    ("argv", "added"),
+    [
+        (["seed=1", "run_dir=/x/y"], ["hydra.run.dir=/x/y"]),
+        (["++run_dir=r/${seed}"], ["hydra.run.dir=r/${seed}"]),
+        (["run_dir=/x/y", "hydra.run.dir=/z"], []),  # Hydra's own dir, named, is kept
+        (["-m", "seed=0,1", "run_dir=/x/y"], []),  # a multirun keeps its sweep dirs
+        (["seed=1"], []),
+    ],
+)
+def test_a_single_runs_run_dir_becomes_hydras_run_dir(argv: list[str], added: list[str]) -> None:
+    assert with_run_dir_as_hydra_dir(argv) == [*argv, *added]
