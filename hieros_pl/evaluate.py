@@ -155,14 +155,27 @@ def run_episodes(
             reward = np.asarray(reward, dtype=np.float32)
             is_first, is_last = is_last, np.asarray(terminated) | np.asarray(truncated)
             terminal = np.asarray(terminated)
-            ended = np.asarray(info.get("_episode", np.zeros(E, dtype=bool)))
-            for index in np.flatnonzero(ended & (quota > 0)):
-                returns.append(float(info["episode"]["r"][index]))
-                lengths.append(int(info["episode"]["l"][index]))
-                quota[index] -= 1
-                if on_episode is not None:
-                    on_episode(returns[-1])
+            count_finished_episodes(info, quota, returns, lengths, on_episode)
     return returns, lengths, carry
+
+
+def count_finished_episodes(
+    info: dict[str, Any],
+    quota: np.ndarray,
+    returns: list[float],
+    lengths: list[int],
+    on_episode: Callable[[float], None] | None,
+) -> None:
+    """Append the return and length of each episode that ended on this step in an env whose
+    quota is not used up (``RecordEpisodeStatistics``' ``info``), and count it off the quota."""
+    # quota: [E] int64, decremented in place
+    ended = np.asarray(info.get("_episode", np.zeros(len(quota), dtype=bool)))
+    for index in np.flatnonzero(ended & (quota > 0)):
+        returns.append(float(info["episode"]["r"][index]))
+        lengths.append(int(info["episode"]["l"][index]))
+        quota[index] -= 1
+        if on_episode is not None:
+            on_episode(returns[-1])
 
 
 def evaluate(
