@@ -72,11 +72,29 @@ def _atari_cpu_scores(root: Path, game: str, depth: int) -> list[float]:
     return scores
 
 
+def _best_constant_scores(game: str) -> list[float]:
+    """Per seed of ATARI_SEEDS: the best constant-action score on the evaluation episodes of
+    that seed's final evaluation (``hieros-baseline``, 100 episodes)."""
+    from hieros_pl.baselines import score_baselines
+
+    best = []
+    for seed in ATARI_SEEDS:
+        cfg = compose("experiment=atari_cpu", f"env.game={game}", f"seed={seed}", tiny=False)
+        summaries = score_baselines(cfg, ["constant"], 100, show_progress=False)
+        best.append(max(summary["return_mean"] for summary in summaries))
+    return best
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("game", ATARI_GAMES)
 def test_atari_cpu_preset_reaches_a_fifth_of_human_at_depth_1(tmp_path: Path, game: str) -> None:
+    """The issue's bar, and a learned policy: the mean greedy score is also above the mean of
+    the best constant action's scores on the same evaluation episodes (README: Assault's UP)."""
     scores = _atari_cpu_scores(tmp_path, game, depth=1)
-    assert float(human_normalized_score(game, sum(scores) / len(scores))) >= ATARI_HNS_TARGET
+    mean = sum(scores) / len(scores)
+    assert float(human_normalized_score(game, mean)) >= ATARI_HNS_TARGET
+    constant = _best_constant_scores(game)
+    assert mean > sum(constant) / len(constant), (scores, constant)
 
 
 def _last_logged(run_dir: Path) -> dict[str, float]:
