@@ -3,8 +3,8 @@
 ``hieros-baseline [OVERRIDES ...] [--policy random constant] [--action K ...] [--episodes N]
 [--out FILE]`` composes the training config from Hydra overrides (``experiment=atari_cpu
 env.game=assault``), builds the evaluation envs as the final evaluation does (the run seed plus
-``EVAL_SEED_OFFSET``, ``min(env.eval_num_envs, N)`` envs, per-env quotas fixed in advance) and
-plays, with no model and no training:
+``EVAL_SEED_OFFSET``, ``min(env.eval_num_envs, N)`` envs, per-env quotas fixed in advance; built
+once, reset with that seed before each policy) and plays, with no model and no training:
 
 - ``random``: actions drawn uniformly from the env's action space, seeded from the eval seed;
 - ``constant``: one action on every step, once for each action of a discrete action set (or only
@@ -27,7 +27,7 @@ import numpy as np
 from gymnasium import spaces
 from gymnasium.vector import VectorEnv
 
-from hieros_pl.config import Config, run_seed
+from hieros_pl.config import Config
 from hieros_pl.errors import EnvError, cli_boundary
 from hieros_pl.evaluate import (
     EVAL_SEED_OFFSET,
@@ -35,6 +35,7 @@ from hieros_pl.evaluate import (
     count_finished_episodes,
     episode_quotas,
     eval_env_count,
+    evaluation_seed,
     game_of,
     protocol,
 )
@@ -100,19 +101,6 @@ def planned_policies(
     return planned
 
 
-def eval_envs(cfg: Config, episodes: int) -> tuple[VectorEnv, int | None]:
-    """The final evaluation's envs for ``episodes`` episodes, and their seed."""
-    from hieros_pl.envs import make_env
-
-    seed = run_seed(cfg)
-    eval_seed = None if seed is None else seed + EVAL_SEED_OFFSET
-    count = eval_env_count(episodes, cfg.env.eval_num_envs)
-    try:
-        return make_env(cfg.env, seed=eval_seed, num_envs=count), eval_seed
-    except ValueError as error:
-        raise EnvError(str(error)) from error
-
-
 def score_baselines(
     cfg: Config,
     policies: list[str],
@@ -120,25 +108,28 @@ def score_baselines(
     actions: list[int] | None = None,
     show_progress: bool = True,
 ) -> list[dict[str, Any]]:
-    """One hieros-eval-style summary per scripted policy, each on freshly built eval envs with the
-    evaluation seed, so that every policy meets the same episode starts."""
-    env, _ = eval_envs(cfg, episodes)
+    """One hieros-eval-style summary per scripted policy on the final evaluation's envs. Each
+    policy starts from a reset with the evaluation seed (and a reseeded action space), so every
+    policy meets the same episode starts whatever the order it is played in."""
+    from hieros_pl.builders import build_env
+
+    seed = evaluation_seed(cfg)
+    count = eval_env_count(episodes, cfg.env.eval_num_envs)
+    env = build_env(cfg, count, seed_offset=EVAL_SEED_OFFSET)
+    summaries = []
     try:
-        plan = planned_policies(env, policies, actions)
+        for name, action in planned_policies(env, policies, actions):
+            env.action_space.seed(seed)
+            source = random_actions(env) if action is None else constant_actions(env, action)
+            bar = EpisodeBar(episodes, name, show_progress)
+            try:
+                returns, lengths = play_scripted(env, episodes, source, seed, bar)
+            finally:
+                bar.close()
+            result = EvalResult(name, returns, lengths, 0, protocol(cfg.env, name))
+            summaries.append(result.summary(game_of(cfg)))
     finally:
         env.close()
-    summaries = []
-    for name, action in plan:
-        env, seed = eval_envs(cfg, episodes)
-        bar = EpisodeBar(episodes, name, show_progress)
-        try:
-            source = random_actions(env) if action is None else constant_actions(env, action)
-            returns, lengths = play_scripted(env, episodes, source, seed, bar)
-        finally:
-            bar.close()
-            env.close()
-        result = EvalResult(name, returns, lengths, 0, protocol(cfg.env, name))
-        summaries.append(result.summary(game_of(cfg)))
     return summaries
 
 
@@ -149,7 +140,7 @@ def best_constant(summaries: list[dict[str, Any]]) -> str | None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from hieros_pl.probes.cli import count
+    from hieros_pl.arg_types import count
 
     parser = argparse.ArgumentParser(prog="hieros-baseline", description=__doc__)
     parser.add_argument("overrides", nargs="*", help="Hydra overrides, as for hieros-train")

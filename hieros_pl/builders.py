@@ -23,6 +23,7 @@ from hieros_pl.config import (
     run_seed,
     to_config,
 )
+from hieros_pl.errors import EnvError, one_line
 
 log = logging.getLogger(__name__)
 
@@ -216,3 +217,32 @@ def load_replay(cfg: Config, module: Any, checkpoint: Path) -> Any:
     state = load_checkpoint(checkpoint, mmap=True)
     datamodule.load_state_dict(state[type(datamodule).__name__])
     return datamodule
+
+
+def build_env(cfg: Config, num_envs: int | None = None, seed_offset: int = 0) -> Any:
+    """``make_env`` with its failures (unknown id, missing dependency, space) as EnvError; env i
+    is seeded with the run seed + ``seed_offset`` + i (the evaluation envs use an offset)."""
+    from gymnasium.error import Error as GymnasiumError
+
+    from hieros_pl.envs import make_env
+
+    seed = run_seed(cfg)
+    try:
+        return make_env(
+            cfg.env, seed=None if seed is None else seed + seed_offset, num_envs=num_envs
+        )
+    except ImportError as error:
+        raise EnvError(
+            f"env.kind={cfg.env.kind} {_env_name(cfg)}needs a package that is not installed: "
+            f"{one_line(error)}"
+        ) from error
+    except GymnasiumError as error:
+        raise EnvError(f"env {_env_name(cfg)}cannot be built: {one_line(error)}") from error
+    except ValueError as error:
+        raise EnvError(one_line(error)) from error
+
+
+def _env_name(cfg: Config) -> str:
+    if cfg.env.kind == "gym":
+        return f"env.id={cfg.env.id} "
+    return f"env.game={cfg.env.game} " if cfg.env.kind == "atari100k" else ""

@@ -82,6 +82,12 @@ def protocol(env: EnvConfig, mode: str) -> dict[str, Any]:
     return described
 
 
+def evaluation_seed(cfg: Config) -> int | None:
+    """Seed of the evaluation envs: the run seed + EVAL_SEED_OFFSET (None: OS entropy, D12)."""
+    seed = run_seed(cfg)
+    return None if seed is None else seed + EVAL_SEED_OFFSET
+
+
 def episode_quotas(episodes: int, num_envs: int) -> np.ndarray:
     """Episodes each of E envs contributes: fixed before playing, summing to ``episodes``.
 
@@ -197,8 +203,7 @@ def evaluate(
     """
     from hieros_pl.envs import env_spec, make_env
 
-    seed = run_seed(cfg)
-    eval_seed = None if seed is None else seed + EVAL_SEED_OFFSET
+    eval_seed = evaluation_seed(cfg)
     # D14's shared runtime state has the training env count; the protocol's envs are batched.
     count = (
         cfg.env.num_envs if carry is not None else eval_env_count(episodes, cfg.env.eval_num_envs)

@@ -22,6 +22,7 @@ from hieros_pl.builders import (
     CONF_DIR,
     RUN_CONFIG,
     build_datamodule,
+    build_env,
     build_loggers,
     build_module,
     compose_config,
@@ -38,37 +39,12 @@ from hieros_pl.config import (
     to_config,
 )
 from hieros_pl.console import configure_console
-from hieros_pl.errors import EnvError, cli_boundary, one_line
+from hieros_pl.errors import cli_boundary
 from hieros_pl.preemption import Preempted, Preemption
 
 log = logging.getLogger(__name__)
 
 RUN_LOG = "train.log"
-
-
-def build_env(cfg: Config, num_envs: int | None = None) -> Any:
-    """``make_env`` with its failures (unknown id, missing dependency, space) as EnvError."""
-    from gymnasium.error import Error as GymnasiumError
-
-    from hieros_pl.envs import make_env
-
-    try:
-        return make_env(cfg.env, seed=run_seed(cfg), num_envs=num_envs)
-    except ImportError as error:
-        raise EnvError(
-            f"env.kind={cfg.env.kind} {_env_name(cfg)}needs a package that is not installed: "
-            f"{one_line(error)}"
-        ) from error
-    except GymnasiumError as error:
-        raise EnvError(f"env {_env_name(cfg)}cannot be built: {one_line(error)}") from error
-    except ValueError as error:
-        raise EnvError(one_line(error)) from error
-
-
-def _env_name(cfg: Config) -> str:
-    if cfg.env.kind == "gym":
-        return f"env.id={cfg.env.id} "
-    return f"env.game={cfg.env.game} " if cfg.env.kind == "atari100k" else ""
 
 
 def resume_point(cfg: Config, run_dir: Path) -> tuple[Path | None, int | None]:

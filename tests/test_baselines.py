@@ -94,6 +94,19 @@ def test_catch_baselines_are_reproducible_and_follow_the_protocol() -> None:
     assert best_constant(first) == max(first[1:], key=lambda s: s["return_mean"])["mode"]
 
 
+def test_each_policy_meets_the_same_episode_starts_whatever_the_order() -> None:
+    """One env set serves every policy: a reset with the evaluation seed (and a reseeded action
+    space) before each makes a policy's score independent of what was played before it."""
+    cfg = compose("env=catch", "env.eval_num_envs=4", "seed=3")
+    both = score_baselines(cfg, ["constant", "random"], 12, [2], show_progress=False)
+    alone = [score_baselines(cfg, [policy], 12, [2], show_progress=False)[0]
+             for policy in ("constant", "random")]  # fmt: skip
+    assert both == alone
+    cartpole = compose("env=gym", "env.id=CartPole-v1", "env.eval_num_envs=4", "seed=3")
+    twice = score_baselines(cartpole, ["random", "random"], 12, show_progress=False)
+    assert twice[0] == twice[1]  # the action space is reseeded, not only the envs
+
+
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
     command = [sys.executable, "-m", "hieros_pl.baselines", *args]
     return subprocess.run(command, capture_output=True, text=True, env=ENV, timeout=300)
@@ -124,6 +137,7 @@ def test_cli_names_ale_actions_and_scores_under_the_atari_protocol() -> None:
             "Box(-1.0, 1.0, (1,), float32)",
         ),
         (["env=atari100k", "env.game=pongg"], "hieros-baseline: env.game"),
+        (["env=gym", "env.id=CartPol-v1"], "hieros-baseline: env.id"),
     ],
 )
 def test_cli_reports_bad_input_in_one_line(args: list[str], line: str) -> None:

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hieros_pl.arg_types import at_least, count, fraction
 from hieros_pl.errors import ProbeError, cli_boundary
 from hieros_pl.probes.encoder import LOSSES
 
@@ -74,31 +75,6 @@ def _subcommand(sub: Any, name: str, help_text: str) -> argparse.ArgumentParser:
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: its default)")
     parser.add_argument("--out", type=Path, default=None, help="JSON file (default: in RUN_DIR)")
     return parser
-
-
-def at_least(minimum: float, kind: type[int] | type[float] = int) -> Callable[[str], Any]:
-    """An argparse type: a ``kind`` >= ``minimum``. Checked at parse time, before the run is
-    loaded; argparse's error names the option (exit 2)."""
-
-    def parse(text: str) -> Any:
-        value = kind(text)
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"must be >= {minimum:g}, got {value:g}")
-        return value
-
-    parse.__name__ = kind.__name__  # argparse's "invalid int value: 'x'"
-    return parse
-
-
-def fraction(text: str) -> float:
-    """An argparse type: a float in the open interval (0, 1)."""
-    value = float(text)
-    if not 0.0 < value < 1.0:
-        raise argparse.ArgumentTypeError(f"must be in (0, 1), got {value:g}")
-    return value
-
-
-count = at_least(1)
 
 
 def _is_override(word: str) -> bool:
